@@ -1,0 +1,190 @@
+"""Model configuration: one frozen dataclass per tower, plus presets.
+
+`ModelConfig` is hashable so it can be a static argument of `jax.jit`.
+Field names follow transformers' config.json where one exists, so the HF
+importer is a rename table and nothing more.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+ATTENTION_IMPLS = ("xla", "cudnn", "pallas")
+FAMILIES = ("qwen2", "llama", "qwen2_5_vl")
+
+
+@dataclasses.dataclass(frozen=True)
+class RopeScaling:
+  """Llama-3 style frequency scaling (`rope_type: llama3` in HF)."""
+
+  factor: float = 8.0
+  low_freq_factor: float = 1.0
+  high_freq_factor: float = 4.0
+  original_max_position_embeddings: int = 8192
+
+
+@dataclasses.dataclass(frozen=True)
+class VisionConfig:
+  """The Qwen2.5-VL vision tower (`vision_config` in HF's config.json)."""
+
+  depth: int = 32
+  hidden_size: int = 1280
+  intermediate_size: int = 3420
+  num_heads: int = 16
+  in_channels: int = 3
+  patch_size: int = 14
+  spatial_merge_size: int = 2
+  temporal_patch_size: int = 2
+  window_size: int = 112
+  fullatt_block_indexes: tuple[int, ...] = (7, 15, 23, 31)
+  out_hidden_size: int = 3584
+  rms_norm_eps: float = 1e-6
+
+  @property
+  def head_dim(self) -> int:
+    return self.hidden_size // self.num_heads
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """A decoder-only language model, optionally with a vision tower."""
+
+  family: str = "qwen2"
+  vocab_size: int = 152064
+  hidden_size: int = 3584
+  intermediate_size: int = 18944
+  num_layers: int = 28
+  num_heads: int = 28
+  num_kv_heads: int = 4
+  head_dim: int = 128
+  rope_theta: float = 1e6
+  rope_scaling: RopeScaling | None = None
+  # Qwen2.5-VL's multimodal rotary sections (temporal, height, width), in
+  # units of rotary frequency pairs; None means plain 1-D RoPE.
+  mrope_section: tuple[int, ...] | None = None
+  rms_norm_eps: float = 1e-6
+  qkv_bias: bool = True
+  tie_embeddings: bool = False
+  max_position_embeddings: int = 32768
+  # Compute and storage dtypes: params are stored in `param_dtype` (fp32
+  # master weights) and cast to `dtype` for the forward pass.
+  dtype: str = "float32"
+  param_dtype: str = "float32"
+  attention: str = "xla"
+  # lax.scan over stacked layers: one layer is compiled once. Unrolled
+  # layers compile slower but let XLA overlap across layer boundaries.
+  scan_layers: bool = True
+  # Recompute each layer's activations in the backward pass.
+  remat: bool = False
+  vision: VisionConfig | None = None
+  # Special token ids the VLM merge step needs (Qwen2.5-VL's defaults).
+  image_token_id: int = 151655
+  video_token_id: int = 151656
+  vision_start_token_id: int = 151652
+  eos_token_ids: tuple[int, ...] = (151645,)
+  pad_token_id: int = 151643
+
+  def __post_init__(self):
+    if self.family not in FAMILIES:
+      raise ValueError(
+        f"ModelConfig.family={self.family!r}; supported: {FAMILIES}."
+      )
+    if self.attention not in ATTENTION_IMPLS:
+      raise ValueError(
+        f"ModelConfig.attention={self.attention!r}; choose one of "
+        f"{ATTENTION_IMPLS}."
+      )
+    if self.num_heads % self.num_kv_heads:
+      raise ValueError(
+        f"num_heads={self.num_heads} must be a multiple of "
+        f"num_kv_heads={self.num_kv_heads} (grouped-query attention)."
+      )
+
+  def replace(self, **kw: Any) -> ModelConfig:
+    return dataclasses.replace(self, **kw)
+
+
+def qwen2_5_7b() -> ModelConfig:
+  """Qwen2.5-7B-Instruct's text decoder (about 7.6B parameters)."""
+  return ModelConfig(
+    family="qwen2",
+    vocab_size=152064,
+    hidden_size=3584,
+    intermediate_size=18944,
+    num_layers=28,
+    num_heads=28,
+    num_kv_heads=4,
+    head_dim=128,
+    rope_theta=1e6,
+    rms_norm_eps=1e-6,
+    qkv_bias=True,
+    tie_embeddings=False,
+    max_position_embeddings=32768,
+  )
+
+
+def qwen2_5_1_5b() -> ModelConfig:
+  """Qwen2.5-1.5B(-Instruct): tied embeddings, 2 kv heads."""
+  return ModelConfig(
+    family="qwen2",
+    vocab_size=151936,
+    hidden_size=1536,
+    intermediate_size=8960,
+    num_layers=28,
+    num_heads=12,
+    num_kv_heads=2,
+    head_dim=128,
+    rope_theta=1e6,
+    rms_norm_eps=1e-6,
+    qkv_bias=True,
+    tie_embeddings=True,
+  )
+
+
+def llama3_2_1b() -> ModelConfig:
+  """Llama-3.2-1B(-Instruct), the reasoning-infused text recipe's base."""
+  return ModelConfig(
+    family="llama",
+    vocab_size=128256,
+    hidden_size=2048,
+    intermediate_size=8192,
+    num_layers=16,
+    num_heads=32,
+    num_kv_heads=8,
+    head_dim=64,
+    rope_theta=500000.0,
+    rope_scaling=RopeScaling(factor=32.0),
+    rms_norm_eps=1e-5,
+    qkv_bias=False,
+    tie_embeddings=True,
+    max_position_embeddings=131072,
+    eos_token_ids=(128001, 128008, 128009),
+    pad_token_id=128004,
+  )
+
+
+def tiny_text(vocab_size: int = 512) -> ModelConfig:
+  """A few-hundred-thousand-parameter Qwen2 for tests."""
+  return ModelConfig(
+    family="qwen2",
+    vocab_size=vocab_size,
+    hidden_size=64,
+    intermediate_size=128,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=16,
+    rope_theta=10000.0,
+    max_position_embeddings=2048,
+    eos_token_ids=(vocab_size - 1,),
+    pad_token_id=0,
+  )
+
+
+PRESETS = {
+  "qwen2_5_7b": qwen2_5_7b,
+  "qwen2_5_1_5b": qwen2_5_1_5b,
+  "llama3_2_1b": llama3_2_1b,
+  "tiny_text": tiny_text,
+}

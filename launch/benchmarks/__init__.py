@@ -1,0 +1,1 @@
+"""One module per benchmark; see launch/benchmark.py."""

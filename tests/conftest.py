@@ -1,0 +1,18 @@
+"""Test set-up: 8 fake CPU devices, strict rank promotion, fp32 matmuls.
+
+The environment must be set before JAX initialises its backends, so this
+runs at import time of the test session.
+"""
+
+import os
+
+os.environ["XLA_FLAGS"] = (
+  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+)
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import jax  # noqa: E402
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_default_matmul_precision", "highest")
