@@ -16,3 +16,8 @@ import jax  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
 jax.config.update("jax_default_matmul_precision", "highest")
+
+import sys  # noqa: E402
+
+# Shared test helpers (tests/tiny_hf.py, ...) import as top-level modules.
+sys.path.insert(0, os.path.dirname(__file__))

@@ -188,3 +188,71 @@ PRESETS = {
   "llama3_2_1b": llama3_2_1b,
   "tiny_text": tiny_text,
 }
+
+
+def qwen2_5_vl_7b() -> ModelConfig:
+  """Qwen2.5-VL-7B-Instruct (config.json of the released checkpoint)."""
+  return qwen2_5_7b().replace(
+    family="qwen2_5_vl",
+    max_position_embeddings=128000,
+    mrope_section=(16, 24, 24),
+    vision=VisionConfig(
+      depth=32,
+      hidden_size=1280,
+      intermediate_size=3420,
+      num_heads=16,
+      in_channels=3,
+      patch_size=14,
+      spatial_merge_size=2,
+      temporal_patch_size=2,
+      window_size=112,
+      fullatt_block_indexes=(7, 15, 23, 31),
+      out_hidden_size=3584,
+    ),
+    image_token_id=151655,
+    video_token_id=151656,
+    vision_start_token_id=151652,
+    eos_token_ids=(151645,),
+    pad_token_id=151643,
+  )
+
+
+def tiny_vlm(vocab_size: int = 512) -> ModelConfig:
+  """A ~3M-parameter Qwen2.5-VL for 48-96 px faces (tests, embedded runs).
+
+  8 px patches, so a 64 px face is an 8x8 patch grid, 16 LM tokens, and
+  2x2 attention windows of 4x4 patches. The top four ids are special:
+  eos = V-1, image pad = V-2, video pad = V-3, vision start = V-4.
+  """
+  return ModelConfig(
+    family="qwen2_5_vl",
+    vocab_size=vocab_size,
+    hidden_size=128,
+    intermediate_size=384,
+    num_layers=4,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=32,
+    rope_theta=10000.0,
+    # Qwen2.5-VL's (16, 24, 24) of 64 pairs, scaled to 16 pairs.
+    mrope_section=(4, 6, 6),
+    max_position_embeddings=4096,
+    vision=VisionConfig(
+      depth=4,
+      hidden_size=128,
+      intermediate_size=256,
+      num_heads=4,
+      patch_size=8,
+      window_size=32,
+      fullatt_block_indexes=(1, 3),
+      out_hidden_size=128,
+    ),
+    image_token_id=vocab_size - 2,
+    video_token_id=vocab_size - 3,
+    vision_start_token_id=vocab_size - 4,
+    eos_token_ids=(vocab_size - 1,),
+    pad_token_id=0,
+  )
+
+
+PRESETS.update(qwen2_5_vl_7b=qwen2_5_vl_7b, tiny_vlm=tiny_vlm)

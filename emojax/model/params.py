@@ -138,10 +138,16 @@ def cast(params, dtype) -> Any:
   return jax.tree.map(f, params)
 
 
+def flatten(tree) -> dict[tuple[str, ...], Any]:
+  """{('layers', 'w_q_LDHE'): leaf, ...} for a dict tree of specs/arrays."""
+  items = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_spec)[0]
+  return {tuple(str(k.key) for k in path): v for path, v in items}
+
+
 def check_tree(specs, params, where: str = "params") -> None:
   """Raises if `params` does not have the structure and shapes of `specs`."""
-  flat_specs = dict(_flat(specs))
-  flat_params = dict(_flat(params))
+  flat_specs = {"/".join(k): v for k, v in flatten(specs).items()}
+  flat_params = {"/".join(k): v for k, v in flatten(params).items()}
   missing = sorted(set(flat_specs) - set(flat_params))
   extra = sorted(set(flat_params) - set(flat_specs))
   if missing or extra:
@@ -155,8 +161,3 @@ def check_tree(specs, params, where: str = "params") -> None:
       raise ValueError(
         f"{where}: {name} has shape {got}, the model expects {spec.shape}."
       )
-
-
-def _flat(tree):
-  items = jax.tree_util.tree_flatten_with_path(tree, is_leaf=is_spec)[0]
-  return [(jax.tree_util.keystr(p), v) for p, v in items]

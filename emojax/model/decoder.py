@@ -1,0 +1,224 @@
+"""The Qwen2 / Qwen2.5 / Llama-3 text decoder as pure functions.
+
+Parameters are a dict of arrays described by `specs(cfg)`; layer weights
+are stacked over a leading L axis so the layers can run under `lax.scan`.
+Differences between the families are config fields (q/k/v bias, rope
+scaling, tied embeddings), not code paths.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from emojax import sharding
+from emojax.model import attention, rope
+from emojax.model.config import ModelConfig
+from emojax.model.kv_cache import KVCache
+from emojax.model.params import ParamSpec, normal, ones, zeros
+
+INIT_STD = 0.02  # transformers' initializer_range default.
+
+
+def specs(cfg: ModelConfig) -> dict:
+  """The decoder's parameters, described once."""
+  L, D, F = cfg.num_layers, cfg.hidden_size, cfg.intermediate_size
+  H, K, E, V = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim, cfg.vocab_size
+  dt = jnp.dtype(cfg.param_dtype)
+  w = normal(INIT_STD)
+
+  def spec(shape, axes, init=w):
+    return ParamSpec(shape, dt, axes, init)
+
+  layers = {
+    "attn_norm_LD": spec((L, D), ("layers", "norm"), ones),
+    "w_q_LDHE": spec((L, D, H, E), ("layers", "embed", "heads", "head_dim")),
+    "w_k_LDKE": spec(
+      (L, D, K, E), ("layers", "embed", "kv_heads", "head_dim")
+    ),
+    "w_v_LDKE": spec(
+      (L, D, K, E), ("layers", "embed", "kv_heads", "head_dim")
+    ),
+    "w_o_LHED": spec((L, H, E, D), ("layers", "heads", "head_dim", "embed")),
+    "mlp_norm_LD": spec((L, D), ("layers", "norm"), ones),
+    "w_gate_LDF": spec((L, D, F), ("layers", "embed", "mlp")),
+    "w_up_LDF": spec((L, D, F), ("layers", "embed", "mlp")),
+    "w_down_LFD": spec((L, F, D), ("layers", "mlp", "embed")),
+  }
+  if cfg.qkv_bias:
+    layers |= {
+      "b_q_LHE": spec((L, H, E), ("layers", "heads", "head_dim"), zeros),
+      "b_k_LKE": spec((L, K, E), ("layers", "kv_heads", "head_dim"), zeros),
+      "b_v_LKE": spec((L, K, E), ("layers", "kv_heads", "head_dim"), zeros),
+    }
+  out = {
+    "embed": {"embedding_VD": spec((V, D), ("vocab", "embed"))},
+    "layers": layers,
+    "final_norm_D": spec((D,), ("norm",), ones),
+  }
+  if not cfg.tie_embeddings:
+    out["lm_head_DV"] = spec((D, V), ("embed", "vocab"))
+  return out
+
+
+def rms_norm(x: jax.Array, scale: jax.Array, eps: float) -> jax.Array:
+  """RMSNorm computed in fp32, scaled in the input dtype (as transformers)."""
+  x32 = x.astype(jnp.float32)
+  normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + eps)
+  scale = scale.reshape((1,) * (x.ndim - 1) + scale.shape)
+  return scale.astype(x.dtype) * normed.astype(x.dtype)
+
+
+def embed_tokens(params, cfg: ModelConfig, input_ids_BT) -> jax.Array:
+  table_VD = params["embed"]["embedding_VD"]
+  x_BTD = jnp.take(table_VD, input_ids_BT, axis=0).astype(cfg.dtype)
+  return sharding.constrain(x_BTD, ("batch", "act_seq", "act_embed"))
+
+
+def unembed(params, cfg: ModelConfig, h_BTD) -> jax.Array:
+  """Logits in fp32 (accumulated in fp32 even for bf16 weights)."""
+  if cfg.tie_embeddings:
+    w_DV = params["embed"]["embedding_VD"].T
+  else:
+    w_DV = params["lm_head_DV"]
+  logits_BTV = jnp.einsum(
+    "btd,dv->btv",
+    h_BTD,
+    w_DV.astype(h_BTD.dtype),
+    preferred_element_type=jnp.float32,
+  )
+  return sharding.constrain(logits_BTV, ("batch", "act_seq", "vocab"))
+
+
+def _attention_block(p, cfg, h_BTD, cos_sin, masks, kv):
+  """Self-attention of one layer; `kv` is this layer's (k, v) cache or None."""
+  dt = h_BTD.dtype
+  q_BTHE = jnp.einsum("btd,dhe->bthe", h_BTD, p["w_q_LDHE"].astype(dt))
+  k_BTKE = jnp.einsum("btd,dke->btke", h_BTD, p["w_k_LDKE"].astype(dt))
+  v_BTKE = jnp.einsum("btd,dke->btke", h_BTD, p["w_v_LDKE"].astype(dt))
+  if cfg.qkv_bias:
+    q_BTHE += p["b_q_LHE"].astype(dt)[None, None]
+    k_BTKE += p["b_k_LKE"].astype(dt)[None, None]
+    v_BTKE += p["b_v_LKE"].astype(dt)[None, None]
+  q_BTHE = sharding.constrain(q_BTHE, ("batch", "act_seq", "heads", None))
+  q_BTHE = rope.apply(q_BTHE, *cos_sin)
+  k_BTKE = rope.apply(k_BTKE, *cos_sin)
+  if kv is None:
+    k_BSKE, v_BSKE, new_kv = k_BTKE, v_BTKE, None
+  else:
+    k_cache, v_cache, index = kv
+    start = (0, index, 0, 0)
+    k_BSKE = jax.lax.dynamic_update_slice(
+      k_cache, k_BTKE.astype(k_cache.dtype), start
+    )
+    v_BSKE = jax.lax.dynamic_update_slice(
+      v_cache, v_BTKE.astype(v_cache.dtype), start
+    )
+    new_kv = (k_BSKE, v_BSKE)
+    k_BSKE, v_BSKE = k_BSKE.astype(dt), v_BSKE.astype(dt)
+  o_BTHE = attention.attend(
+    q_BTHE, k_BSKE, v_BSKE, **masks, causal=True, impl=cfg.attention
+  )
+  out_BTD = jnp.einsum("bthe,hed->btd", o_BTHE, p["w_o_LHED"].astype(dt))
+  return out_BTD, new_kv
+
+
+def _mlp_block(p, h_BTD):
+  dt = h_BTD.dtype
+  gate_BTF = jnp.einsum("btd,df->btf", h_BTD, p["w_gate_LDF"].astype(dt))
+  up_BTF = jnp.einsum("btd,df->btf", h_BTD, p["w_up_LDF"].astype(dt))
+  act_BTF = sharding.constrain(
+    jax.nn.silu(gate_BTF) * up_BTF, ("batch", "act_seq", "mlp")
+  )
+  return jnp.einsum("btf,fd->btd", act_BTF, p["w_down_LFD"].astype(dt))
+
+
+def layer(p, cfg: ModelConfig, x_BTD, cos_sin, masks, kv=None):
+  """One pre-norm transformer block; `p` holds one layer's weights."""
+  with jax.named_scope("attention"):
+    h_BTD = rms_norm(x_BTD, p["attn_norm_LD"], cfg.rms_norm_eps)
+    attn_BTD, new_kv = _attention_block(p, cfg, h_BTD, cos_sin, masks, kv)
+    x_BTD = x_BTD + attn_BTD
+  with jax.named_scope("mlp"):
+    h_BTD = rms_norm(x_BTD, p["mlp_norm_LD"], cfg.rms_norm_eps)
+    x_BTD = x_BTD + _mlp_block(p, h_BTD)
+  x_BTD = sharding.constrain(x_BTD, ("batch", "act_seq", "act_embed"))
+  return x_BTD, new_kv
+
+
+def run_layers(
+  params,
+  cfg: ModelConfig,
+  x_BTD: jax.Array,
+  positions: jax.Array,
+  segment_ids_BT: jax.Array,
+  cache: KVCache | None = None,
+) -> tuple[jax.Array, KVCache | None]:
+  """All blocks and the final norm.
+
+  Without a cache, tokens attend causally within their segment. With one,
+  the T new tokens are written at slots [cache.index, cache.index + T) and
+  attend to every earlier filled slot of their row.
+  """
+  B, T, _ = x_BTD.shape
+  cos_sin = rope.cos_sin(cfg, positions)
+  q_index_BT = jnp.broadcast_to(jnp.arange(T, dtype=jnp.int32), (B, T))
+  if cache is None:
+    masks = dict(
+      q_segment_BT=segment_ids_BT,
+      kv_segment_BS=segment_ids_BT,
+      q_index_BT=q_index_BT,
+      kv_index_BS=q_index_BT,
+    )
+  else:
+    segment_BS = jax.lax.dynamic_update_slice(
+      cache.segment_BS, segment_ids_BT.astype(jnp.int32), (0, cache.index)
+    )
+    S = cache.max_len
+    masks = dict(
+      q_segment_BT=segment_ids_BT,
+      kv_segment_BS=segment_BS,
+      q_index_BT=q_index_BT + cache.index,
+      kv_index_BS=jnp.broadcast_to(jnp.arange(S, dtype=jnp.int32), (B, S)),
+    )
+  step = functools.partial(layer, cfg=cfg, cos_sin=cos_sin, masks=masks)
+  if cfg.remat:
+    step = jax.checkpoint(step)
+  x_BTD, kv = _over_layers(step, params["layers"], cfg, x_BTD, cache)
+  h_BTD = rms_norm(x_BTD, params["final_norm_D"], cfg.rms_norm_eps)
+  if cache is None:
+    return h_BTD, None
+  new_cache = KVCache(
+    k_LBSKE=kv[0], v_LBSKE=kv[1], segment_BS=segment_BS, index=cache.index + T
+  )
+  return h_BTD, new_cache
+
+
+def _over_layers(step, layers, cfg, x_BTD, cache):
+  """Runs `step` over the stacked layers, scanned or unrolled."""
+  if cfg.scan_layers:
+
+    def body(x, xs):
+      p, kv = xs
+      if kv is not None:
+        kv = (*kv, cache.index)
+      x, new_kv = step(p, x_BTD=x, kv=kv)
+      return x, new_kv
+
+    kv_xs = None if cache is None else (cache.k_LBSKE, cache.v_LBSKE)
+    return jax.lax.scan(body, x_BTD, (layers, kv_xs))
+  new_k, new_v = [], []
+  for i in range(cfg.num_layers):
+    p = jax.tree.map(lambda a, i=i: a[i], layers)
+    kv = None
+    if cache is not None:
+      kv = (cache.k_LBSKE[i], cache.v_LBSKE[i], cache.index)
+    x_BTD, layer_kv = step(p, x_BTD=x_BTD, kv=kv)
+    if layer_kv is not None:
+      new_k.append(layer_kv[0])
+      new_v.append(layer_kv[1])
+  if cache is None:
+    return x_BTD, None
+  return x_BTD, (jnp.stack(new_k), jnp.stack(new_v))
