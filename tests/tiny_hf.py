@@ -38,8 +38,9 @@ def llama(seed: int = 0, **overrides):
     "original_max_position_embeddings": 64,
   }
   cfg = transformers.LlamaConfig(
-    **(TINY | {"rope_parameters": rope, "tie_word_embeddings": True}
-       | overrides)
+    **(
+      TINY | {"rope_parameters": rope, "tie_word_embeddings": True} | overrides
+    )
   )
   model = transformers.LlamaForCausalLM(cfg).eval()
   _randomise_norms_and_biases(model)

@@ -48,8 +48,7 @@ def _require(hf, key, allowed, where):
   value = hf.get(key, allowed[0])
   if value not in allowed:
     raise CheckpointError(
-      f"{where}: {key}={value!r} is not supported; emojax supports "
-      f"{allowed}."
+      f"{where}: {key}={value!r} is not supported; emojax supports {allowed}."
     )
 
 
@@ -169,34 +168,46 @@ def text_entries(cfg: ModelConfig, prefix: str = "model.") -> list:
       (D, H * E),
     ),
     entry(
-      "layers/w_gate_LDF", lp + "mlp.gate_proj.weight", table.linear(D, F),
+      "layers/w_gate_LDF",
+      lp + "mlp.gate_proj.weight",
+      table.linear(D, F),
       (F, D),
     ),
     entry(
       "layers/w_up_LDF", lp + "mlp.up_proj.weight", table.linear(D, F), (F, D)
     ),
     entry(
-      "layers/w_down_LFD", lp + "mlp.down_proj.weight", table.linear(F, D),
+      "layers/w_down_LFD",
+      lp + "mlp.down_proj.weight",
+      table.linear(F, D),
       (D, F),
     ),
   ]
   if cfg.qkv_bias:
     out += [
       entry(
-        "layers/b_q_LHE", lp + "self_attn.q_proj.bias", table.reshape(H, E),
+        "layers/b_q_LHE",
+        lp + "self_attn.q_proj.bias",
+        table.reshape(H, E),
         (H * E,),
       ),
       entry(
-        "layers/b_k_LKE", lp + "self_attn.k_proj.bias", table.reshape(K, E),
+        "layers/b_k_LKE",
+        lp + "self_attn.k_proj.bias",
+        table.reshape(K, E),
         (K * E,),
       ),
       entry(
-        "layers/b_v_LKE", lp + "self_attn.v_proj.bias", table.reshape(K, E),
+        "layers/b_v_LKE",
+        lp + "self_attn.v_proj.bias",
+        table.reshape(K, E),
         (K * E,),
       ),
     ]
   if not cfg.tie_embeddings:
-    out.append(entry("lm_head_DV", "lm_head.weight", table.linear(D, V), (V, D)))
+    out.append(
+      entry("lm_head_DV", "lm_head.weight", table.linear(D, V), (V, D))
+    )
   return out
 
 

@@ -35,12 +35,8 @@ def specs(cfg: ModelConfig) -> dict:
   layers = {
     "attn_norm_LD": spec((L, D), ("layers", "norm"), ones),
     "w_q_LDHE": spec((L, D, H, E), ("layers", "embed", "heads", "head_dim")),
-    "w_k_LDKE": spec(
-      (L, D, K, E), ("layers", "embed", "kv_heads", "head_dim")
-    ),
-    "w_v_LDKE": spec(
-      (L, D, K, E), ("layers", "embed", "kv_heads", "head_dim")
-    ),
+    "w_k_LDKE": spec((L, D, K, E), ("layers", "embed", "kv_heads", "head_dim")),
+    "w_v_LDKE": spec((L, D, K, E), ("layers", "embed", "kv_heads", "head_dim")),
     "w_o_LHED": spec((L, H, E, D), ("layers", "heads", "head_dim", "embed")),
     "mlp_norm_LD": spec((L, D), ("layers", "norm"), ones),
     "w_gate_LDF": spec((L, D, F), ("layers", "embed", "mlp")),

@@ -48,9 +48,7 @@ def init(
   )
 
 
-def nbytes(
-  cfg: ModelConfig, batch_size: int, max_len: int, dtype=None
-) -> int:
+def nbytes(cfg: ModelConfig, batch_size: int, max_len: int, dtype=None) -> int:
   """Bytes the cache of this shape takes, without allocating it."""
   dtype = jnp.dtype(dtype or cfg.dtype)
   per = cfg.num_layers * batch_size * max_len * cfg.num_kv_heads * cfg.head_dim

@@ -41,7 +41,9 @@ def test_padding_does_not_change_real_tokens(tmp_path):
   cfg, params = emojax.hf.load(tiny_hf.save(tiny_hf.qwen2(), tmp_path))
   ids, mask, _ = _batch(left=True)
   fwd = jax.jit(model_lib.forward, static_argnums=1)
-  padded = np.asarray(fwd(params, cfg, {"input_ids": ids, "attention_mask": mask}))
+  padded = np.asarray(
+    fwd(params, cfg, {"input_ids": ids, "attention_mask": mask})
+  )
   row = ids[1:2, 4:]
   alone = np.asarray(fwd(params, cfg, {"input_ids": row}))
   np.testing.assert_allclose(padded[1, 4:], alone[0], atol=1e-5)
@@ -65,7 +67,9 @@ def test_kv_cache_prefill_then_decode_equals_full_forward(tmp_path, scan):
   ids, mask, pos = _batch(T=10)
   mask[2] = 1  # decode needs real tokens at the end of every row
   pos = np.maximum(np.cumsum(mask, 1) - 1, 0) * mask
-  full = model_lib.forward(params, cfg, {"input_ids": ids, "attention_mask": mask})
+  full = model_lib.forward(
+    params, cfg, {"input_ids": ids, "attention_mask": mask}
+  )
   cache = kv_cache.init(cfg, batch_size=3, max_len=16)
   P = 6  # prefill 6 tokens, then decode the remaining 4 one at a time
   x = decoder.embed_tokens(params, cfg, ids[:, :P])

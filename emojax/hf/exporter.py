@@ -86,8 +86,12 @@ def _write_tensors(folder, cfg, params, module, dtype, max_bytes):
     if jax.process_index() == 0:
       safetensors_io.write(os.path.join(folder, name), tensors)
   if len(files) > 1 and jax.process_index() == 0:
-    total = sum(int(np.prod(e.hf_shape)) * itemsize[e.path] * (
-      cfg.num_layers if e.layered else 1) for e in entries)
+    total = sum(
+      int(np.prod(e.hf_shape))
+      * itemsize[e.path]
+      * (cfg.num_layers if e.layered else 1)
+      for e in entries
+    )
     with open(os.path.join(folder, safetensors_io.INDEX_FILE), "w") as f:
       json.dump(
         {"metadata": {"total_size": total}, "weight_map": weight_map},

@@ -39,7 +39,9 @@ def check_tensors(entries, cfg: ModelConfig, infos, module, hf_dir) -> None:
   """Every expected tensor present with its shape; nothing unexplained."""
   expected = {}
   for e in entries:
-    names = [e.hf.format(i=i) for i in range(cfg.num_layers)] if e.layered else [e.hf]
+    names = (
+      [e.hf.format(i=i) for i in range(cfg.num_layers)] if e.layered else [e.hf]
+    )
     expected |= {n: e.hf_shape for n in names}
   for name, shape in expected.items():
     if name not in infos:
@@ -52,7 +54,8 @@ def check_tensors(entries, cfg: ModelConfig, infos, module, hf_dir) -> None:
   extra = [
     n
     for n in infos
-    if n not in expected and not n.endswith(module.IGNORED_SUFFIXES)
+    if n not in expected
+    and not n.endswith(module.IGNORED_SUFFIXES)
     and not (cfg.tie_embeddings and n == "lm_head.weight")
   ]
   if extra:
@@ -74,7 +77,10 @@ def _leaf(entry, infos, shape, dtype, sharding):
       return np.asarray(piece(entry.hf, index), dtype)
     layers = range(shape[0])[index[0]]
     return np.stack(
-      [np.asarray(piece(entry.hf.format(i=i), index[1:]), dtype) for i in layers]
+      [
+        np.asarray(piece(entry.hf.format(i=i), index[1:]), dtype)
+        for i in layers
+      ]
     )
 
   return jax.make_array_from_callback(shape, sharding, callback)
@@ -104,7 +110,9 @@ def load(hf_dir: str, mesh=None, dtype=None, rules=None):
   specs = model_specs(cfg)
   if mesh is None:
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    shardings = jax.tree.map(lambda _: device, specs, is_leaf=params_lib.is_spec)
+    shardings = jax.tree.map(
+      lambda _: device, specs, is_leaf=params_lib.is_spec
+    )
   else:
     shardings = params_lib.shardings(specs, mesh, rules)
   flat_specs = params_lib.flatten(specs)

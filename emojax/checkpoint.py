@@ -1,0 +1,97 @@
+"""emojax checkpoints on disk (orbax), starting with a params checkpoint.
+
+A params checkpoint is a folder:
+  model_config.json   the `ModelConfig` (emojax.model.config_io)
+  params/             orbax `StandardCheckpointer` pytree
+  tokenizer/          optional tokenizer/processor files, carried to HF export
+
+Restoring places every leaf straight onto the sharding the caller asks for
+(or the single default device), without a host copy of the whole tree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Sequence
+
+import jax
+import orbax.checkpoint as ocp
+
+from emojax.model import config_io
+from emojax.model import params as params_lib
+from emojax.model import specs as model_specs
+from emojax.model.config import ModelConfig
+
+CONFIG_FILE = "model_config.json"
+PARAMS_DIR = "params"
+TOKENIZER_DIR = "tokenizer"
+
+
+def save_params(
+  folder: str, cfg: ModelConfig, params, tokenizer_files: Sequence[str] = ()
+) -> str:
+  """Writes a params checkpoint; an existing folder is replaced at the end.
+
+  `tokenizer_files` are copied into `tokenizer/` and travel to HF export.
+  """
+  folder = os.path.abspath(folder)
+  tmp = folder + ".tmp"
+  shutil.rmtree(tmp, ignore_errors=True)
+  os.makedirs(tmp)
+  with ocp.StandardCheckpointer() as ckptr:
+    ckptr.save(os.path.join(tmp, PARAMS_DIR), params)
+    ckptr.wait_until_finished()
+  if jax.process_index() == 0:
+    with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
+      json.dump(config_io.to_dict(cfg), f, indent=2)
+    if tokenizer_files:
+      os.makedirs(os.path.join(tmp, TOKENIZER_DIR))
+      for path in tokenizer_files:
+        shutil.copy2(path, os.path.join(tmp, TOKENIZER_DIR))
+    if os.path.exists(folder):
+      shutil.rmtree(folder)
+    os.rename(tmp, folder)
+  return folder
+
+
+def load_config(folder: str) -> ModelConfig:
+  path = os.path.join(folder, CONFIG_FILE)
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"{folder}: no {CONFIG_FILE}; this is not an emojax params checkpoint "
+      "(for a Hugging Face folder use emojax.hf.load or --from_hf)."
+    )
+  with open(path) as f:
+    return config_io.from_dict(json.load(f))
+
+
+def load_params(folder: str, mesh=None, rules=None):
+  """Returns `(model_config, params)`, leaves on their shardings."""
+  cfg = load_config(folder)
+  specs = model_specs(cfg)
+  abstract = params_lib.abstract(specs)
+  if mesh is None:
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    targets = jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+      abstract,
+    )
+  else:
+    targets = jax.tree.map(
+      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+      abstract,
+      params_lib.shardings(specs, mesh, rules),
+    )
+  with ocp.StandardCheckpointer() as ckptr:
+    params = ckptr.restore(
+      os.path.abspath(os.path.join(folder, PARAMS_DIR)), targets
+    )
+  params_lib.check_tree(specs, params, where=folder)
+  return cfg, params
+
+
+def tokenizer_dir(folder: str) -> str | None:
+  path = os.path.join(folder, TOKENIZER_DIR)
+  return path if os.path.isdir(path) else None
