@@ -55,7 +55,7 @@ setuptools.setup(
   long_description=open("README.md", encoding="utf-8").read(),
   long_description_content_type="text/markdown",
   packages=setuptools.find_packages(include=["emojax", "emojax.*"]),
-  package_data={"emojax": ["assets/**/*"]},
+  package_data={"emojax": ["data/wheels/*.json"]},
   python_requires=">=3.11",
   install_requires=INSTALL_REQUIRES,
   extras_require=EXTRAS_REQUIRE,

@@ -95,3 +95,54 @@ def load_params(folder: str, mesh=None, rules=None):
 def tokenizer_dir(folder: str) -> str | None:
   path = os.path.join(folder, TOKENIZER_DIR)
   return path if os.path.isdir(path) else None
+
+
+class RunCheckpoints:
+  """A training run's checkpoints: train state + progress (JSON), keep-N.
+
+  `progress` carries the stage index, step within the stage, the data
+  iterator's state and anything else a stage needs to resume exactly.
+  Saves are asynchronous; `wait()` before reading what was written.
+  """
+
+  def __init__(self, folder: str, keep: int = 2, async_save: bool = True):
+    self.folder = os.path.abspath(folder)
+    options = ocp.CheckpointManagerOptions(
+      max_to_keep=keep, enable_async_checkpointing=async_save, create=True
+    )
+    self.manager = ocp.CheckpointManager(
+      self.folder, options=options, item_names=("state", "progress")
+    )
+
+  def latest_step(self) -> int | None:
+    return self.manager.latest_step()
+
+  def save(self, step: int, state, progress: dict, force: bool = False):
+    self.manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state),
+        progress=ocp.args.JsonSave(progress),
+      ),
+      force=force,
+    )
+
+  def progress(self, step: int) -> dict:
+    out = self.manager.restore(
+      step, args=ocp.args.Composite(progress=ocp.args.JsonRestore())
+    )
+    return out["progress"]
+
+  def restore_state(self, step: int, target):
+    """`target`: a tree of arrays or ShapeDtypeStructs with shardings."""
+    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+    out = self.manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+    )
+    return out["state"]
+
+  def wait(self) -> None:
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()

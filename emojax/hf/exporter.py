@@ -43,11 +43,14 @@ def _host(x: jax.Array) -> np.ndarray:
   return np.asarray(multihost_utils.process_allgather(x, tiled=True))
 
 
-def _plan(entries, cfg: ModelConfig, itemsize: dict, max_bytes: int):
-  """Groups HF tensor names into files of at most `max_bytes` each."""
+def _plan(entries, flat: dict, itemsize: dict, max_bytes: int):
+  """Groups HF tensor names into files of at most `max_bytes` each.
+
+  A layered entry has as many HF tensors as its leaf's leading dim.
+  """
   files, current, size = [], [], 0
   for e in entries:
-    layers = range(cfg.num_layers) if e.layered else [None]
+    layers = range(flat[e.path].shape[0]) if e.layered else [None]
     for i in layers:
       name = e.hf if i is None else e.hf.format(i=i)
       nbytes = int(np.prod(e.hf_shape)) * itemsize[e.path]
@@ -68,7 +71,7 @@ def _write_tensors(folder, cfg, params, module, dtype, max_bytes):
   }
   entries = module.entries(cfg)
   itemsize = {e.path: out_dtype[e.path].itemsize for e in entries}
-  files = _plan(entries, cfg, itemsize, max_bytes)
+  files = _plan(entries, flat, itemsize, max_bytes)
   weight_map = {}
   for n, group in enumerate(files, 1):
     name = (
@@ -87,10 +90,7 @@ def _write_tensors(folder, cfg, params, module, dtype, max_bytes):
       safetensors_io.write(os.path.join(folder, name), tensors)
   if len(files) > 1 and jax.process_index() == 0:
     total = sum(
-      int(np.prod(e.hf_shape))
-      * itemsize[e.path]
-      * (cfg.num_layers if e.layered else 1)
-      for e in entries
+      int(np.prod(flat[e.path].shape)) * itemsize[e.path] for e in entries
     )
     with open(os.path.join(folder, safetensors_io.INDEX_FILE), "w") as f:
       json.dump(

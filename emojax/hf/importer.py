@@ -35,14 +35,17 @@ def read_config(hf_dir: str) -> tuple[dict, str]:
   return hf, path
 
 
-def check_tensors(entries, cfg: ModelConfig, infos, module, hf_dir) -> None:
-  """Every expected tensor present with its shape; nothing unexplained."""
+def check_tensors(entries, cfg: ModelConfig, specs, infos, module, hf_dir):
+  """Every expected tensor present with its shape; nothing unexplained.
+
+  A layered entry stacks as many HF tensors as its leaf's leading dim
+  (text layers, or vision blocks).
+  """
   expected = {}
   for e in entries:
-    names = (
-      [e.hf.format(i=i) for i in range(cfg.num_layers)] if e.layered else [e.hf]
-    )
-    expected |= {n: e.hf_shape for n in names}
+    n = specs[e.path].shape[0] if e.layered else 0
+    names = [e.hf.format(i=i) for i in range(n)] if e.layered else [e.hf]
+    expected |= {name: e.hf_shape for name in names}
   for name, shape in expected.items():
     if name not in infos:
       raise CheckpointError(f"{hf_dir}: tensor {name} is missing.")
@@ -101,13 +104,16 @@ def load(hf_dir: str, mesh=None, dtype=None, rules=None):
   hf, path = read_config(hf_dir)
   module = registry.for_architecture(hf["architectures"][0], path)
   cfg = module.config_from_hf(hf, path)
-  infos = safetensors_io.index(hf_dir)
-  entries = module.entries(cfg)
-  check_tensors(entries, cfg, infos, module, hf_dir)
+  infos = {
+    module.canonical_name(n): i for n, i in safetensors_io.index(hf_dir).items()
+  }
   stored = Counter(str(i.dtype) for i in infos.values()).most_common(1)[0][0]
   target = np.dtype(dtype) if dtype is not None else None
   cfg = cfg.replace(param_dtype=str(target or stored))
   specs = model_specs(cfg)
+  flat_specs = params_lib.flatten(specs)
+  entries = module.entries(cfg)
+  check_tensors(entries, cfg, flat_specs, infos, module, hf_dir)
   if mesh is None:
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
     shardings = jax.tree.map(
@@ -115,7 +121,6 @@ def load(hf_dir: str, mesh=None, dtype=None, rules=None):
     )
   else:
     shardings = params_lib.shardings(specs, mesh, rules)
-  flat_specs = params_lib.flatten(specs)
   flat_shardings = params_lib.flatten(shardings)
   params: dict = {}
   for e in entries:

@@ -52,6 +52,11 @@ def _require(hf, key, allowed, where):
     )
 
 
+def canonical_name(name: str) -> str:
+  """Qwen2/Llama checkpoints have one tensor-name layout."""
+  return name
+
+
 def config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
   """A `ModelConfig` from config.json, refusing what we do not implement."""
   arch = hf["architectures"][0]

@@ -8,8 +8,8 @@ from emojax.hf import qwen2, qwen2_5_vl
 from emojax.hf.errors import CheckpointError
 
 # Each module exposes ARCHITECTURES ({hf architecture: emojax family}),
-# IGNORED_SUFFIXES, config_from_hf(hf, where), config_to_hf(cfg, dtype) and
-# entries(cfg).
+# IGNORED_SUFFIXES, canonical_name(hf_name), config_from_hf(hf, where),
+# config_to_hf(cfg, dtype) and entries(cfg).
 MODULES: tuple[ModuleType, ...] = (qwen2, qwen2_5_vl)
 
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
-from emojax import sharding
+from emojax import kernels, sharding
 
 
 def make_mask(
@@ -85,11 +86,67 @@ def attend(
   elif impl == "cudnn":
     out = cudnn_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
   elif impl == "pallas":
-    raise NotImplementedError(
-      "model.attention='pallas' is not wired yet; use 'xla' or 'cudnn'."
+    out = pallas_attention(
+      q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS, q_index_BT, causal
     )
+    if out is None:
+      out = xla_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
   else:
     raise ValueError(
       f"model.attention={impl!r}; choose 'xla', 'cudnn' or 'pallas'."
     )
   return sharding.constrain(out, ("batch", "act_seq", "heads", None))
+
+
+def pallas_attention(
+  q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS, q_index_BT, causal
+) -> jax.Array | None:
+  """emojax's Pallas kernels, or None where they do not apply.
+
+  T == S (a forward without cache, or a prefill filling a cache from slot
+  0) runs `flash_attention`: slots then equal array positions. T == 1 (one
+  decode step) runs `decode_attention` over the query's segment, which the
+  rollout cache keeps contiguous (left-padded prompts, slots written in
+  order). Other prefills return None (the caller uses XLA). On CPU the
+  kernels run in Pallas interpret mode; under `sharding.use_rules` they run
+  in `shard_map` over the batch and heads mesh axes.
+  """
+  T, S = q_BTHE.shape[1], k_BSKE.shape[1]
+  if T == S:
+    fn = lambda q, k, v, seg_q, seg_kv, idx: kernels.flash_attention(
+      q, k, v, causal=causal, segment_ids=seg_q
+    )
+  elif T == 1:
+    fn = _decode
+  else:
+    return None
+  args = (q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS, q_index_BT)
+  active = sharding._ACTIVE.get()
+  if active is None:
+    return fn(*args)
+  mesh, rules = active
+  row = sharding.logical_to_spec(("batch",), rules, mesh)[0]
+  heads = sharding.logical_to_spec(("heads",), rules, mesh)[0]
+  if not (
+    sharding.fits(q_BTHE.shape, P(row, None, heads), mesh)
+    and sharding.fits(k_BSKE.shape, P(row, None, heads), mesh)
+  ):
+    heads = None
+  if not sharding.fits(q_BTHE.shape, P(row), mesh):
+    row = None
+  qkv = P(row, None, heads, None)
+  in_specs = (qkv, qkv, qkv, P(row, None), P(row, None), P(row, None))
+  return jax.shard_map(
+    fn, mesh=mesh, in_specs=in_specs, out_specs=qkv, check_vma=False
+  )(*args)
+
+
+def _decode(q_B1HE, k_BSKE, v_BSKE, q_segment_B1, kv_segment_BS, q_index_B1):
+  """One decode step: keys in the query's segment at slots <= its own."""
+  same_BS = kv_segment_BS == q_segment_B1
+  starts_B = jnp.argmax(same_BS, axis=1).astype(jnp.int32)
+  ends_B = jnp.where(q_segment_B1[:, 0] != 0, q_index_B1[:, 0] + 1, 0)
+  o_BHE = kernels.decode_attention(
+    q_B1HE[:, 0], k_BSKE, v_BSKE, ends_B, starts_B=starts_B
+  )
+  return o_BHE[:, None]

@@ -221,8 +221,9 @@ def tiny_vlm(vocab_size: int = 512) -> ModelConfig:
   """A ~3M-parameter Qwen2.5-VL for 48-96 px faces (tests, embedded runs).
 
   8 px patches, so a 64 px face is an 8x8 patch grid, 16 LM tokens, and
-  2x2 attention windows of 4x4 patches. The top four ids are special:
-  eos = V-1, image pad = V-2, video pad = V-3, vision start = V-4.
+  2x2 attention windows of 4x4 patches. The top six ids are special, in
+  Qwen's order: vision start/end = V-6/V-5, vision pad V-4, image pad V-3,
+  video pad V-2, eos V-1.
   """
   return ModelConfig(
     family="qwen2_5_vl",
@@ -247,9 +248,9 @@ def tiny_vlm(vocab_size: int = 512) -> ModelConfig:
       fullatt_block_indexes=(1, 3),
       out_hidden_size=128,
     ),
-    image_token_id=vocab_size - 2,
-    video_token_id=vocab_size - 3,
-    vision_start_token_id=vocab_size - 4,
+    image_token_id=vocab_size - 3,
+    video_token_id=vocab_size - 2,
+    vision_start_token_id=vocab_size - 6,
     eos_token_ids=(vocab_size - 1,),
     pad_token_id=0,
   )

@@ -104,7 +104,7 @@ def check_inputs(vcfg: VisionConfig, pixel_values, grid_thw) -> None:
   if len(pixels) != 2 or pixels[1] != C:
     per_channel = vcfg.temporal_patch_size * vcfg.patch_size**2
     got = (
-      f"{pixels[1] / per_channel:g} channels"
+      f"{pixels[1] / per_channel:g} channel(s)"
       if len(pixels) == 2
       else f"rank {len(pixels)}"
     )
@@ -149,36 +149,22 @@ def layout(vcfg: VisionConfig, grid_thw, num_patches: int | None = None):
   different image sizes share one compiled program.
   """
   grid = np.asarray(grid_thw, np.int64).reshape(-1, 3)
-  m = vcfg.spatial_merge_size
-  unit = m * m
-  window = vcfg.window_size // m // vcfg.patch_size
-  window_index, window_bounds, frame_sizes, pos = [], [0], [], []
+  unit = vcfg.spatial_merge_size**2
+  window_index, window_sizes, frame_sizes, pos = [], [], [], []
   offset = 0
   for t, h, w in grid.tolist():
-    gh, gw = h // m, w // m
-    index = np.arange(t * gh * gw).reshape(t, gh, gw)
-    pad_h, pad_w = window - gh % window, window - gw % window
-    nh, nw = (gh + pad_h) // window, (gw + pad_w) // window
-    padded = np.pad(index, ((0, 0), (0, pad_h), (0, pad_w)), constant_values=-1)
-    padded = padded.reshape(t, nh, window, nw, window)
-    padded = padded.transpose(0, 1, 3, 2, 4).reshape(t, nh * nw, -1)
-    sizes = (padded >= 0).sum(-1).reshape(-1)
-    flat = padded.reshape(-1)
-    window_index.append(flat[flat >= 0] + offset)
-    window_bounds.extend(np.cumsum(sizes) * unit + window_bounds[-1])
+    index, sizes = _windows(vcfg, t, h, w)
+    window_index.append(index + offset)
+    window_sizes.append(sizes * unit)
     frame_sizes.extend([h * w] * t)
-    offset += t * gh * gw
-    # Rotary positions of each patch, block-major over merge blocks.
-    hh, ww = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
-    hh = hh.reshape(gh, m, gw, m).transpose(0, 2, 1, 3).reshape(-1)
-    ww = ww.reshape(gh, m, gw, m).transpose(0, 2, 1, 3).reshape(-1)
-    pos.append(np.tile(np.stack([hh, ww], -1), (t, 1)))
+    offset += len(index)
+    pos.append(_patch_positions(vcfg.spatial_merge_size, t, h, w))
   window_index = np.concatenate(window_index)
   n = len(window_index) * unit
   perm = (window_index[:, None] * unit + np.arange(unit)).reshape(-1)
   # Zero-length windows (padding-only) vanish, as unique_consecutive does.
-  window_segment = _segments(np.diff(np.asarray(window_bounds)), n)
-  full_segment = _segments(np.asarray(frame_sizes), n)
+  window_segment = _segments(np.concatenate(window_sizes))
+  full_segment = _segments(np.asarray(frame_sizes))
   num_patches = n if num_patches is None else num_patches
   if num_patches < n or num_patches % unit:
     raise ValueError(
@@ -202,10 +188,37 @@ def layout(vcfg: VisionConfig, grid_thw, num_patches: int | None = None):
   }
 
 
-def _segments(sizes: np.ndarray, n: int) -> np.ndarray:
-  ids = np.repeat(np.arange(1, len(sizes) + 1), sizes)
-  assert len(ids) == n, (len(ids), n)
-  return ids.astype(np.int32)
+def _windows(vcfg: VisionConfig, t: int, h: int, w: int):
+  """One image's merge blocks in window order, and each window's size.
+
+  As transformers: the merged grid is padded up to whole windows (always
+  by at least one row/column, so some windows may be empty) and read
+  window by window, frame-major.
+  """
+  m = vcfg.spatial_merge_size
+  window = vcfg.window_size // m // vcfg.patch_size
+  gh, gw = h // m, w // m
+  index = np.arange(t * gh * gw).reshape(t, gh, gw)
+  pad_h, pad_w = window - gh % window, window - gw % window
+  nh, nw = (gh + pad_h) // window, (gw + pad_w) // window
+  padded = np.pad(index, ((0, 0), (0, pad_h), (0, pad_w)), constant_values=-1)
+  padded = padded.reshape(t, nh, window, nw, window)
+  padded = padded.transpose(0, 1, 3, 2, 4).reshape(t * nh * nw, -1)
+  flat = padded.reshape(-1)
+  return flat[flat >= 0], (padded >= 0).sum(-1)
+
+
+def _patch_positions(m: int, t: int, h: int, w: int) -> np.ndarray:
+  """(row, column) of each patch, block-major over merge blocks: [N, 2]."""
+  hh, ww = np.meshgrid(np.arange(h), np.arange(w), indexing="ij")
+  hh = hh.reshape(h // m, m, w // m, m).transpose(0, 2, 1, 3).reshape(-1)
+  ww = ww.reshape(h // m, m, w // m, m).transpose(0, 2, 1, 3).reshape(-1)
+  return np.tile(np.stack([hh, ww], -1), (t, 1))
+
+
+def _segments(sizes: np.ndarray) -> np.ndarray:
+  """1-based segment id of each element, for consecutive `sizes`."""
+  return np.repeat(np.arange(1, len(sizes) + 1), sizes).astype(np.int32)
 
 
 def encode(
@@ -251,17 +264,19 @@ def rotary(vcfg: VisionConfig, pos_N2) -> tuple[jax.Array, jax.Array]:
   inv_freq = 1.0 / (
     ROPE_THETA ** (jnp.arange(0, quarter, 2, dtype=jnp.float32) / quarter)
   )
-  angles_N2Q = jnp.asarray(pos_N2, jnp.float32)[..., None] * inv_freq
+  angles_N2Q = (
+    jnp.asarray(pos_N2, jnp.float32)[..., None] * inv_freq[None, None]
+  )
   angles_NE = angles_N2Q.reshape(angles_N2Q.shape[0], -1)
   angles_NE = jnp.concatenate([angles_NE, angles_NE], -1)
   return jnp.cos(angles_NE), jnp.sin(angles_NE)
 
 
 def rms_norm(x, scale, eps: float = NORM_EPS):
-  """RMSNorm in fp32, scaled after casting back (transformers' order)."""
+  """RMSNorm over [N, D] in fp32, scaled after casting back (as HF)."""
   x32 = x.astype(jnp.float32)
   x32 = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + eps)
-  return scale.astype(x.dtype) * x32.astype(x.dtype)
+  return scale.astype(x.dtype)[None] * x32.astype(x.dtype)
 
 
 def _rotate(x_NHE, cos_NE, sin_NE):
@@ -278,12 +293,12 @@ def block(layer, vcfg, x_ND, cos_NE, sin_NE, segment_N, dtype, impl):
   h_ND = rms_norm(x_ND, p["norm1_D"])
   x_ND = x_ND + _attention(p, vcfg, h_ND, cos_NE, sin_NE, segment_N, impl)
   h_ND = rms_norm(x_ND, p["norm2_D"])
-  gate_NF = h_ND @ p["gate_DF"] + p["gate_bias_F"]
-  up_NF = h_ND @ p["up_DF"] + p["up_bias_F"]
+  gate_NF = h_ND @ p["gate_DF"] + p["gate_bias_F"][None]
+  up_NF = h_ND @ p["up_DF"] + p["up_bias_F"][None]
   hidden_NF = sharding.constrain(
     jax.nn.silu(gate_NF) * up_NF, ("patches", "vision_mlp")
   )
-  return x_ND + hidden_NF @ p["down_FD"] + p["down_bias_D"]
+  return x_ND + hidden_NF @ p["down_FD"] + p["down_bias_D"][None]
 
 
 def _attention(p, vcfg, h_ND, cos_NE, sin_NE, segment_N, impl):
@@ -293,7 +308,7 @@ def _attention(p, vcfg, h_ND, cos_NE, sin_NE, segment_N, impl):
   contiguous after the permutation, so a block-sparse kernel fits later.
   """
   qkv_N3HE = jnp.einsum("nd,dthe->nthe", h_ND, p["qkv_D3HE"])
-  qkv_N3HE = qkv_N3HE + p["qkv_bias_3HE"]
+  qkv_N3HE = qkv_N3HE + p["qkv_bias_3HE"][None]
   qkv_N3HE = sharding.constrain(
     qkv_N3HE, ("patches", None, "vision_heads", "head_dim")
   )
@@ -313,7 +328,9 @@ def _attention(p, vcfg, h_ND, cos_NE, sin_NE, segment_N, impl):
     causal=False,
     impl=impl,
   )
-  return jnp.einsum("nhe,hed->nd", o_1NHE[0], p["out_HED"]) + p["out_bias_D"]
+  return (
+    jnp.einsum("nhe,hed->nd", o_1NHE[0], p["out_HED"]) + p["out_bias_D"][None]
+  )
 
 
 def merge(p, vcfg, x_ND, dtype):
@@ -322,5 +339,6 @@ def merge(p, vcfg, x_ND, dtype):
   unit = vcfg.spatial_merge_size**2
   h_ND = rms_norm(x_ND, p["norm_D"])
   h_UM = h_ND.reshape(-1, unit * h_ND.shape[-1])
-  h_UM = jax.nn.gelu(h_UM @ p["fc1_MM"] + p["fc1_bias_M"], approximate=False)
-  return h_UM @ p["fc2_MO"] + p["fc2_bias_O"]
+  h_UM = h_UM @ p["fc1_MM"] + p["fc1_bias_M"][None]
+  h_UM = jax.nn.gelu(h_UM, approximate=False)
+  return h_UM @ p["fc2_MO"] + p["fc2_bias_O"][None]

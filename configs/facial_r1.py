@@ -1,0 +1,206 @@
+r"""Facial-R1: SFT -> GRPO (R_acc + R_format + R_AU) -> synthesis -> SFT -> GRPO.
+
+  python launch/train.py --config=configs/facial_r1.py            # embedded
+  python launch/train.py --config=configs/facial_r1.py:smoke      # seconds
+  python launch/train.py --config=configs/facial_r1.py:qwen2_5_vl_7b \
+      --config.model.hf_dir=/ckpt/Qwen2.5-VL-7B-Instruct \
+      --config.data.manual_dir=/data/FEA-20K
+
+The default is the embedded CPU run: synthetic FACS faces (`facs_synth`),
+the tiny Qwen2.5-VL-shaped model and the project's tokenizer, starting from
+the project's tiny base model (built once and cached, like a downloaded
+checkpoint). `:qwen2_5_vl_7b` is the real recipe: point `model.hf_dir` at
+Qwen2.5-VL-7B-Instruct and `data.manual_dir` at FEA-20K / Facial-R1 JSONL
+(`{train,test,sft}.jsonl` with `image`, `labels`, `AUs`, `description`);
+run it on a TPU pod or 8 GPUs (mesh `fsdp=-1`).
+"""
+
+import ml_collections
+
+from configs import common
+
+
+def _data() -> ml_collections.ConfigDict:
+  d = ml_collections.ConfigDict()
+  d.dataset = "facs_synth"  # facs_synth | facial_r1 (tfds builder name).
+  d.manual_dir = ""  # Folder of the user's files (facial_r1; optional else).
+  d.tfds_dir = "~/.cache/emojax/tfds"  # Where tfds prepares datasets.
+  d.num_train = 3000  # facs_synth: label-only rows (GRPO, synthesis).
+  d.num_sft = 300  # facs_synth: reasoning-annotated rows (SFT).
+  d.num_test = 200  # facs_synth: held-out rows (every stage's eval).
+  d.seed = 0  # facs_synth: rendering seed.
+  d.image_size = 64  # facs_synth: face side in pixels.
+  d.min_pixels = 32 * 32  # Image budget (Qwen2.5-VL smart resize).
+  d.max_pixels = 64 * 64
+  d.max_len = 192  # Tokens per example incl. image tokens (never cut).
+  d.emotions = ("anger", "happiness", "sadness", "neutral", "disgust",
+                "surprise", "fear")  # Facial-R1's default label list.
+  d.au_definitions = False  # Long AU glossary in the prompt (real runs).
+  d.on_bad_example = "fail"  # fail | skip (count and report).
+  return d
+
+
+def _model() -> ml_collections.ConfigDict:
+  m = ml_collections.ConfigDict()
+  m.preset = "tiny_vlm"  # emojax.model.config.PRESETS name (random init).
+  m.hf_dir = ""  # A transformers folder to start from instead.
+  m.base = "facs_synth_tiny_v1"  # Cached base model to start from ("": none).
+  m.tokenizer_dir = ""  # HF tokenizer folder ("": the project's default).
+  m.dtype = "float32"  # Compute dtype (bfloat16 on accelerators).
+  m.param_dtype = "float32"  # fp32 master weights.
+  m.attention = "xla"  # xla | cudnn | pallas.
+  m.remat = False  # Recompute layer activations in the backward pass.
+  m.freeze_vision = True  # Facial-R1 trains the language model only.
+  return m
+
+
+def _optim(lr: float, warmup: int) -> ml_collections.ConfigDict:
+  o = ml_collections.ConfigDict()
+  o.lr = lr  # Peak learning rate.
+  o.warmup_steps = warmup  # Linear warmup.
+  o.final_lr_ratio = 0.1  # Cosine decays to lr * this.
+  o.b1 = 0.9  # Adam beta1.
+  o.b2 = 0.999  # Adam beta2.
+  o.eps = 1e-8  # Adam epsilon.
+  o.weight_decay = 0.0  # AdamW decoupled decay.
+  o.grad_clip = 1.0  # Global-norm clipping.
+  return o
+
+
+def _sft() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.steps = 150  # Optimiser steps.
+  s.batch_size = 16  # Rows per step.
+  s.micro_batch_size = 0  # Rows per gradient pass (0: the whole batch).
+  s.optim = _optim(lr=1e-3, warmup=10)
+  s.target = "description"  # The reasoning text is the SFT target.
+  s.include_synthesized = True  # Later SFT stages add synthesized rows.
+  return s
+
+
+def _pretrain() -> ml_collections.ConfigDict:
+  """The base model: the tiny VLM learns to describe faces in plain words."""
+  p = ml_collections.ConfigDict()
+  p.steps = 1500
+  p.batch_size = 32
+  p.micro_batch_size = 0
+  p.optim = _optim(lr=2e-3, warmup=50)
+  p.freeze_vision = False  # The base model must learn to see.
+  p.num_train = 6000  # Caption rows rendered for it (its own split).
+  return p
+
+
+def _grpo() -> ml_collections.ConfigDict:
+  g = common.grpo_preset("facial_r1")
+  g.steps = 40  # GRPO steps (one rollout batch each).
+  g.prompts_per_step = 8  # P.
+  g.group_size = 8  # G.
+  g.max_completion_length = 64  # New tokens per completion.
+  g.max_prompt_length = 160
+  g.beta = 0.04  # KL to the frozen reference (Facial-R1 final).
+  g.micro_batch_size = 0  # Rows per gradient pass (0: all P*G).
+  g.optim = _optim(lr=2e-5, warmup=0)
+  g.ref_sync_every = 0  # Copy policy -> reference every N steps (0: never).
+  g.dynamic_sampling_retries = 2  # Refill rounds for zero-variance groups.
+  g.log_completions_every = 10  # Steps between completions tables.
+  return g
+
+
+def _synthesize() -> ml_collections.ConfigDict:
+  s = ml_collections.ConfigDict()
+  s.num_examples = 400  # Train rows to synthesize reasoning for.
+  s.batch_size = 32  # Prompts per decode batch.
+  s.max_retry = 5  # Feedback retries per row (Facial-R1: 5).
+  s.max_new_tokens = 96  # Greedy decode budget per attempt.
+  return s
+
+
+def _eval() -> ml_collections.ConfigDict:
+  e = ml_collections.ConfigDict()
+  e.num_examples = 200  # Test rows decoded at the end of each stage.
+  e.batch_size = 50  # Prompts per decode batch.
+  e.max_new_tokens = 80  # Greedy decode budget.
+  return e
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Variants: '' (embedded default), 'smoke', 'qwen2_5_vl_7b'."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # Everything random derives from it.
+  c.stages = ("sft", "grpo", "synthesize", "sft", "grpo")  # Stage list.
+  c.mesh = ml_collections.ConfigDict(
+    {"data": -1, "fsdp": 1, "tensor": 1}
+  )  # Device mesh; -1 takes the remaining devices.
+  c.sharding_rules = ml_collections.FieldReference(None, list)  # None: default.
+  c.data = _data()
+  c.model = _model()
+  c.pretrain = _pretrain()
+  c.sft = _sft()
+  c.rl = _grpo()
+  c.synthesize = _synthesize()
+  c.eval = _eval()
+  c.checkpoint_every = 50  # Steps between checkpoints within a stage.
+  c.keep_checkpoints = 2  # Checkpoints kept (the newest).
+  c.async_checkpoints = True  # Save in the background.
+  c.log_every = 10  # Steps between scalar logs.
+  c.export_hf = False  # Write an HF folder of the final params.
+
+  variant = arg or ""
+  if variant == "smoke":
+    _smoke(c)
+  elif variant == "qwen2_5_vl_7b":
+    _qwen2_5_vl_7b(c)
+  elif variant:
+    raise ValueError(
+      f"configs/facial_r1.py: unknown variant {variant!r}; use '', 'smoke' "
+      "or 'qwen2_5_vl_7b'."
+    )
+  return c
+
+
+def _smoke(c) -> None:
+  """Every stage, a few steps, on a handful of faces: seconds, for tests."""
+  c.data.num_train, c.data.num_sft, c.data.num_test = 24, 8, 8
+  c.model.base = ""  # Random init: the base model takes minutes to build.
+  c.sft.steps, c.sft.batch_size = 3, 4
+  c.rl.steps, c.rl.prompts_per_step, c.rl.group_size = 2, 2, 2
+  c.rl.max_completion_length = 8
+  c.synthesize.num_examples, c.synthesize.batch_size = 4, 4
+  c.synthesize.max_retry, c.synthesize.max_new_tokens = 1, 8
+  c.eval.num_examples, c.eval.batch_size, c.eval.max_new_tokens = 4, 4, 8
+  c.checkpoint_every, c.log_every = 2, 1
+  c.rl.log_completions_every = 1
+
+
+def _qwen2_5_vl_7b(c) -> None:
+  """Facial-R1's real run: Qwen2.5-VL-7B-Instruct on FEA-20K, 8 GPUs/TPU."""
+  c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
+  c.data.dataset = "facial_r1"
+  c.data.manual_dir = ""  # Set: --config.data.manual_dir=/data/FEA-20K.
+  c.data.min_pixels, c.data.max_pixels = 3136, 1003520  # Qwen defaults.
+  c.data.max_len = 4096
+  c.data.au_definitions = True  # Facial-R1's full prompt.
+  c.model.preset = "qwen2_5_vl_7b"
+  c.model.hf_dir = ""  # Set: --config.model.hf_dir=/ckpt/Qwen2.5-VL-7B-...
+  c.model.base = ""
+  c.model.dtype = "bfloat16"
+  c.model.attention = "cudnn"  # On TPU: 'pallas'.
+  c.model.remat = True
+  c.sft.steps = 1100  # ~2 epochs of 17.7k rows at 32 rows per step.
+  c.sft.batch_size, c.sft.micro_batch_size = 32, 2
+  c.sft.optim.lr, c.sft.optim.warmup_steps = 5e-6, 30  # sft_emotion.sh.
+  c.rl = common.grpo_preset("facial_r1")
+  c.rl.steps = 550  # UNVERIFIED: 1 epoch of 17.7k prompts, 32 per step.
+  c.rl.micro_batch_size = 8
+  c.rl.optim = _optim(lr=1e-6, warmup=0)
+  c.rl.ref_sync_every = 0
+  c.rl.dynamic_sampling_retries = 2
+  c.rl.log_completions_every = 20
+  c.synthesize.num_examples = 20000
+  c.synthesize.batch_size = 64
+  c.synthesize.max_new_tokens = 1024  # infer_emotion.sh.
+  c.eval.num_examples, c.eval.batch_size = 1688, 64  # FEA-20K test.
+  c.eval.max_new_tokens = 1024
+  c.checkpoint_every = 100
+  c.keep_checkpoints = 3
+  c.export_hf = True

@@ -1,0 +1,1 @@
+"""Data: FACS knowledge, emotion wheel, datasets, tokenizer, prompts."""

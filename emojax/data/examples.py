@@ -1,0 +1,192 @@
+"""One tfds row -> one model-ready example (runs inside grain workers).
+
+Decodes the image and applies Qwen2.5-VL preprocessing, builds the chat
+prompt, tokenizes, and expands each `<|image_pad|>` into the image's number
+of merged patches (grid_t * grid_h * grid_w // merge**2), as transformers'
+Qwen2.5-VL processor does. A row that cannot be used comes back as
+`{"bad_example": reason}` so the policy is applied (and counted) in the
+main process, after grain's workers.
+"""
+
+import dataclasses
+import os
+from typing import Literal
+
+import numpy as np
+
+from emojax.data import errors, facs, prompts
+from emojax.data import image_processor as ip
+from emojax.data import tokenizer as tokenizer_lib
+
+Mode = Literal["sft", "rollout"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ExampleConfig:
+  """How rows become token sequences."""
+
+  mode: Mode = "sft"  # 'sft': prompt + target; 'rollout': prompt only.
+  max_len: int = 512  # Tokens per example incl. image tokens (never cut).
+  emotions: tuple[str, ...] = facs.LABEL_SETS["basic7"]  # Prompt label list.
+  au_definitions: bool = True  # Facial-R1 prompt with the AU definitions.
+  target: str = "description"  # SFT target field ('description'/'caption').
+  # Prompt for image rows: 'facial_r1' (the GRPO prompt) or 'caption' (the
+  # plain-words question the base model learns on). A row's own non-empty
+  # `prompt` field (synthesis prompts) overrides either.
+  prompt: str = "facial_r1"
+  system: str | None = None  # Optional system turn.
+  image: ip.ImageProcessorConfig = ip.ImageProcessorConfig()
+
+
+def _text(value) -> str:
+  return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _texts(values) -> list[str]:
+  return [_text(v) for v in values]
+
+
+class Prepare:
+  """Callable row -> example; picklable for grain's worker processes.
+
+  `tokenizer` is a `emojax.data.tokenizer.Tokenizer` or its folder; given
+  the folder, each worker process loads it once (pass the folder when
+  running grain workers).
+  """
+
+  def __init__(self, tokenizer, cfg: ExampleConfig):
+    self.cfg = cfg
+    is_dir = isinstance(tokenizer, (str, os.PathLike))
+    self._dir = str(tokenizer) if is_dir else None
+    self._tok = tokenizer if self._dir is None else None
+
+  @property
+  def tok(self):
+    if self._tok is None:
+      self._tok = tokenizer_lib.Tokenizer.from_dir(self._dir)
+    return self._tok
+
+  def __getstate__(self):
+    state = dict(self.__dict__)
+    if self._dir is not None:
+      state["_tok"] = None  # Reloaded from the folder in the worker.
+    return state
+
+  def __call__(self, row: dict) -> dict:
+    try:
+      return self._prepare(row)
+    except errors.BadExampleError as e:
+      return {"bad_example": e.describe()}
+
+  def _bad(self, row, reason, field=None, fix=""):
+    return errors.BadExampleError(
+      reason,
+      source=_text(row.get("source", b"")),
+      line=int(row.get("line", 0)),
+      field=field,
+      fix=fix,
+    )
+
+  def _prompt(self, row: dict, has_image: bool) -> str:
+    if _text(row.get("prompt", b"")):
+      return _text(row["prompt"])
+    if not has_image:
+      return prompts.text_classifier(_text(row.get("text", b"")))
+    if self.cfg.prompt == "caption":
+      return prompts.CAPTION_QUESTION
+    if self.cfg.prompt == "facial_r1":
+      return prompts.facial_r1_grpo(
+        self.cfg.emotions, au_definitions=self.cfg.au_definitions
+      )
+    raise ValueError(
+      f"ExampleConfig.prompt={self.cfg.prompt!r}; use 'facial_r1' or "
+      "'caption'."
+    )
+
+  def _image(self, row: dict):
+    data = row.get("image", b"")
+    if not data:
+      return None
+    try:
+      return ip.preprocess(bytes(data), self.cfg.image)
+    except ip.ImageError as e:
+      raise self._bad(row, str(e), "image") from None
+
+  def _prepare(self, row: dict) -> dict:
+    image = self._image(row)
+    chat = prompts.messages(
+      self._prompt(row, image is not None),
+      image=image is not None,
+      system=self.cfg.system,
+    )
+    prompt = self.tok.apply_chat_template(chat, add_generation_prompt=True)
+    n_image = 0
+    if image is not None:
+      n_image = ip.num_image_tokens(image[1], self.cfg.image.merge_size)
+    ids = expand_image_pads(
+      self.tok.encode(prompt), self.tok.image_pad_id, [n_image]
+    )
+    mask = [0] * len(ids)
+    if self.cfg.mode == "sft":
+      target = _text(row.get(self.cfg.target, b""))
+      if not target:
+        raise self._bad(
+          row,
+          f"empty {self.cfg.target!r}, the SFT target.",
+          self.cfg.target,
+          "fill it, or pick another `target` field.",
+        )
+      completion = self._completion(chat, prompt, target)
+      ids += completion
+      mask += [1] * len(completion)
+    if len(ids) > self.cfg.max_len:
+      raise self._bad(
+        row,
+        f"{len(ids)} tokens ({n_image} of them image tokens) exceed "
+        f"max_len={self.cfg.max_len}; emojax never truncates (cutting "
+        "through image tokens breaks the model).",
+        self.cfg.target if self.cfg.mode == "sft" else "text",
+        f"raise max_len to >= {len(ids)} or lower image max_pixels.",
+      )
+    pixel_values_NC, grid_thw = image if image else (None, None)
+    return {
+      "input_ids": np.asarray(ids, np.int32),
+      "loss_mask": np.asarray(mask, np.int32),
+      "pixel_values": pixel_values_NC,
+      "image_grid_thw": None if grid_thw is None else grid_thw[None],
+      "labels": _texts(row.get("labels", [])),
+      "AUs": _texts(row.get("AUs", [])),
+      "source": _text(row.get("source", b"")),
+      "line": int(row.get("line", 0)),
+    }
+
+  def _completion(self, chat, prompt: str, target: str) -> list[int]:
+    """Assistant tokens: the target and its end-of-turn, nothing after."""
+    turn = {"role": "assistant", "content": target}
+    full = self.tok.apply_chat_template(
+      chat + [turn], add_generation_prompt=False
+    )
+    if not full.startswith(prompt):
+      raise ValueError(
+        "the chat template renders the prompt differently with and without "
+        "the assistant turn; emojax needs the prompt to be a prefix."
+      )
+    return self.tok.encode(full[len(prompt) :].rstrip())
+
+
+def expand_image_pads(
+  ids: list[int], image_pad_id: int, counts: list[int]
+) -> list[int]:
+  """Replaces the i-th `<|image_pad|>` by counts[i] copies of it."""
+  out, i = [], 0
+  for t in ids:
+    if t == image_pad_id:
+      if i >= len(counts):
+        raise ValueError(f"more than {len(counts)} image pads in the prompt.")
+      out += [t] * counts[i]
+      i += 1
+    else:
+      out.append(t)
+  if i != sum(1 for c in counts if c):
+    raise ValueError(f"{i} image pads in the prompt for {len(counts)} images.")
+  return out

@@ -1,0 +1,194 @@
+"""What every emojax tfds builder shares: features, manual_dir, bad rows.
+
+Every builder yields the same features, so one pipeline reads them all:
+`image` (the encoded PNG/JPEG bytes as the user brought them, b"" for text
+data; decoding happens in the pipeline, where a corrupt file is a bad row
+under the policy), `labels` and `AUs` (lists of str), `description` (the
+reasoning, `<think>...</think><answer>...</answer>` where present),
+`caption`, `text`, and provenance: `source` (file) and `line` (1-based line
+or row number in it).
+"""
+
+import inspect
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator
+
+import numpy as np
+import tensorflow_datasets as tfds
+from etils import epath
+
+from emojax.data import errors, facs
+
+VERSION = tfds.core.Version("1.0.0")
+
+
+def features() -> tfds.features.FeaturesDict:
+  text = tfds.features.Text()
+  return tfds.features.FeaturesDict(
+    {
+      "image": tfds.features.Tensor(shape=(), dtype=np.object_),
+      "labels": tfds.features.Sequence(text),
+      "AUs": tfds.features.Sequence(text),
+      "description": text,
+      "caption": text,
+      "text": text,
+      "source": text,
+      "line": tfds.features.Scalar(dtype=np.int64),
+    }
+  )
+
+
+def example(
+  source: str,
+  line: int,
+  *,
+  image: bytes = b"",
+  labels=(),
+  aus=(),
+  description: str = "",
+  caption: str = "",
+  text: str = "",
+) -> tuple[str, dict]:
+  """(key, features) with every field filled."""
+  return f"{source}:{line}", {
+    "image": image,
+    "labels": list(labels),
+    "AUs": list(aus),
+    "description": description,
+    "caption": caption,
+    "text": text,
+    "source": source,
+    "line": line,
+  }
+
+
+class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  """A builder over files the user brings in `manual_dir`.
+
+  `on_bad_example` ('fail' | 'skip') is the bad-row policy; after
+  `download_and_prepare`, `bad_examples` holds the count and first reasons.
+  """
+
+  VERSION = VERSION
+  HOMEPAGE = ""
+  DESCRIPTION = ""
+
+  def __init__(self, *, on_bad_example: str = "fail", **kwargs):
+    self.bad_examples = errors.BadExampleLog(
+      errors.check_policy(on_bad_example)
+    )
+    super().__init__(**kwargs)
+
+  @tfds.core.utils.classproperty
+  @classmethod
+  def code_path(cls) -> epath.Path:
+    # tfds' own version probes `importlib_resources` (a separate PyPI
+    # package not in our install) before falling back to this.
+    return epath.Path(inspect.getfile(cls))
+
+  def _info(self) -> tfds.core.DatasetInfo:
+    return self.dataset_info_from_configs(
+      description=self.DESCRIPTION,
+      features=features(),
+      homepage=self.HOMEPAGE,
+    )
+
+  def _manual_root(self, dl_manager) -> epath.Path:
+    root = epath.Path(dl_manager.manual_dir)
+    if not root.exists():
+      raise FileNotFoundError(
+        f"{self.name}: manual_dir {root} does not exist.\n"
+        f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+      )
+    return root
+
+  def _missing(self, path: os.PathLike, what: str) -> FileNotFoundError:
+    return FileNotFoundError(
+      f"{self.name}: {what} {path} not found.\n"
+      f"{self.MANUAL_DOWNLOAD_INSTRUCTIONS}"
+    )
+
+  def _parse_all(self, items: Iterable, parse: Callable) -> Iterator:
+    """`parse(item)` per item: (key, example), None to drop, or BadExampleError.
+
+    BadExampleError rows go to the policy (raise under 'fail', count under
+    'skip'); parse errors of other types propagate unchanged.
+    """
+    for item in items:
+      try:
+        row = parse(item)
+      except errors.BadExampleError as e:
+        self.bad_examples.handle(e)
+        continue
+      if row is not None:
+        yield row
+
+
+def split_name(stem: str) -> str:
+  """A tfds split name from a file stem ('FEA-20K train' -> 'fea_20k_train')."""
+  return re.sub(r"\W+", "_", stem).strip("_").lower() or "train"
+
+
+def read_image(path: epath.Path, source: str, line: int) -> bytes:
+  """The file's bytes (not decoded); missing or empty is a bad row."""
+  if not path.exists():
+    raise errors.BadExampleError(
+      f"image {path} does not exist.",
+      source=source,
+      line=line,
+      field="image",
+      fix="add the file or remove the row.",
+    )
+  data = path.read_bytes()
+  if not data:
+    raise errors.BadExampleError(
+      f"image {path} is empty.", source=source, line=line, field="image"
+    )
+  return data
+
+
+def labels(
+  words, source: str, line: int, known: tuple[str, ...] | None = None
+) -> list[str]:
+  """Normalised label nouns; an unknown word is a BadExampleError."""
+  out = []
+  for word in words:
+    label = facs.normalize_label(str(word))
+    if label is None or (known is not None and label not in known):
+      allowed = ", ".join(known) if known else "an emotion word"
+      raise errors.BadExampleError(
+        f"unknown label {word!r}.",
+        source=source,
+        line=line,
+        field="labels",
+        fix=f"use one of: {allowed}.",
+      )
+    out.append(label)
+  return out
+
+
+def aus(names, source: str, line: int) -> list[str]:
+  """Canonical AU names ('AU06' -> 'AU6'); an unparseable one is bad."""
+  out = []
+  for name in names:
+    try:
+      out.append(facs.canonical_au(str(name)))
+    except ValueError as e:
+      raise errors.BadExampleError(
+        str(e), source=source, line=line, field="AUs"
+      ) from None
+  return out
+
+
+def decode_utf8(raw: bytes, source: str, line: int, field: str = "") -> str:
+  try:
+    return raw.decode("utf-8")
+  except UnicodeDecodeError as e:
+    raise errors.BadExampleError(
+      f"text is not UTF-8 ({e.reason} at byte {e.start}).",
+      source=source,
+      line=line,
+      field=field or None,
+      fix="re-save the file as UTF-8.",
+    ) from None

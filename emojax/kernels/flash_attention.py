@@ -1,0 +1,512 @@
+"""Flash attention (FlashAttention-2) for training: forward and backward.
+
+Causal and segment (packing/padding) masks, grouped-query attention that
+indexes the kv head as `h // G` instead of repeating K/V, fp32 and bf16,
+any sequence length (inputs are padded to block multiples and the padding
+is masked as segment 0). The backward recomputes scores from the saved
+logsumexp: one kernel for dq (grid over query blocks) and one for dk/dv
+(grid over kv blocks, looping over the G query heads of its kv head, so no
+atomics and no per-query-head dk buffer).
+
+Layouts: on GPU and in interpret mode the kernels read [B, T, H, E]
+directly (blocks squeeze the head axis); on TPU, whose tiles need the last
+two block dims to be (rows, E), the wrapper transposes to [B, H, T, E].
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+from emojax.kernels import backend
+
+# (block_q, block_k, bwd block_q, bwd block_k, num_warps, num_stages).
+_BLOCKS = {
+  "gpu": {64: (128, 64, 64, 64, 4, 3), 128: (128, 64, 64, 64, 8, 2)},
+  "tpu": {64: (128, 128, 128, 128, 0, 0), 128: (128, 128, 128, 128, 0, 0)},
+  "interpret": {64: (64, 64, 64, 64, 0, 0), 128: (64, 64, 64, 64, 0, 0)},
+}
+
+
+def flash_attention_ref(
+  q_BTHE: jax.Array,
+  k_BSKE: jax.Array,
+  v_BSKE: jax.Array,
+  *,
+  causal: bool = True,
+  segment_ids: jax.Array | None = None,
+  interpret: bool = False,
+) -> jax.Array:
+  """Plain-jnp twin of `flash_attention` (materialises [B, K, G, T, S])."""
+  del interpret
+  B, T, H, E = q_BTHE.shape
+  S, K = k_BSKE.shape[1], k_BSKE.shape[2]
+  _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids)
+  q_BTKGE = q_BTHE.reshape(B, T, K, H // K, E)
+  s_BKGTS = jnp.einsum(
+    "btkge,bske->bkgts",
+    q_BTKGE,
+    k_BSKE,
+    preferred_element_type=jnp.float32,
+  ) / math.sqrt(E)
+  mask_BTS = _mask(B, T, S, causal, segment_ids)
+  mask_B11TS = mask_BTS[:, None, None]
+  s_BKGTS = jnp.where(mask_B11TS, s_BKGTS, backend.NEG)
+  m_BKGT1 = jnp.max(s_BKGTS, axis=-1, keepdims=True)
+  p_BKGTS = jnp.where(mask_B11TS, jnp.exp(s_BKGTS - m_BKGT1), 0.0)
+  l_BKGT1 = jnp.sum(p_BKGTS, axis=-1, keepdims=True)
+  p_BKGTS = p_BKGTS / jnp.where(l_BKGT1 == 0, 1.0, l_BKGT1)
+  o_BTKGE = jnp.einsum(
+    "bkgts,bske->btkge",
+    p_BKGTS.astype(v_BSKE.dtype),
+    v_BSKE,
+    preferred_element_type=jnp.float32,
+  )
+  return o_BTKGE.reshape(B, T, H, E).astype(q_BTHE.dtype)
+
+
+def _mask(B, T, S, causal, segment_ids):
+  mask_BTS = jnp.ones((B, T, S), bool)
+  if causal:
+    mask_BTS &= jnp.tril(jnp.ones((T, S), bool))[None]
+  if segment_ids is not None:
+    seg_BT = segment_ids
+    mask_BTS &= seg_BT[:, :, None] == seg_BT[:, None, :]
+    mask_BTS &= (seg_BT != 0)[:, :, None]
+  return mask_BTS
+
+
+def _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids):
+  if q_BTHE.ndim != 4 or k_BSKE.ndim != 4 or k_BSKE.shape != v_BSKE.shape:
+    raise ValueError(
+      "flash_attention: want q [B, T, H, E] and k, v [B, S, K, E] of equal "
+      f"shape; got q {q_BTHE.shape}, k {k_BSKE.shape}, v {v_BSKE.shape}."
+    )
+  B, T, H, E = q_BTHE.shape
+  Bk, S, K, Ek = k_BSKE.shape
+  if Bk != B or Ek != E or H % K:
+    raise ValueError(
+      f"flash_attention: q {q_BTHE.shape} and k {k_BSKE.shape} need the "
+      "same B and E, and H a multiple of K (grouped-query attention)."
+    )
+  if (causal or segment_ids is not None) and S != T:
+    raise ValueError(
+      f"flash_attention: causal or segment masks need S == T (self-"
+      f"attention); got T={T}, S={S}. Use decode_attention for caches."
+    )
+  if segment_ids is not None and segment_ids.shape != (B, T):
+    raise ValueError(
+      f"flash_attention: segment_ids must be int [B, T] = {(B, T)}, got "
+      f"{segment_ids.shape}."
+    )
+
+
+def flash_attention(
+  q_BTHE: jax.Array,
+  k_BSKE: jax.Array,
+  v_BSKE: jax.Array,
+  *,
+  causal: bool = True,
+  segment_ids: jax.Array | None = None,
+  interpret: bool = False,
+) -> jax.Array:
+  """Softmax(q k^T / sqrt(E)) v with masks, without materialising scores.
+
+  segment_ids: int [B, T]; tokens attend only within equal nonzero ids,
+  0 marks padding. Rows with nothing to attend to return 0. Differentiable
+  in q, k and v (custom VJP). On CPU it always runs in interpret mode.
+  """
+  _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids)
+  B, T, H, E = q_BTHE.shape
+  S = k_BSKE.shape[1]
+  plat = backend.platform(interpret)
+  table = _BLOCKS[plat]
+  blocks = table[64] if E <= 64 else table[128]
+  lcm = math.lcm(blocks[0], blocks[1], blocks[2], blocks[3])
+  T_pad, S_pad = backend.round_up(T, lcm), backend.round_up(S, lcm)
+  use_seg = segment_ids is not None or T_pad != T or S_pad != S
+  q_seg_BT = kv_seg_BS = None
+  if use_seg:
+    if segment_ids is None:
+      q_seg_BT = jnp.ones((B, T), jnp.int32)
+      kv_seg_BS = jnp.ones((B, S), jnp.int32)
+    else:
+      q_seg_BT = kv_seg_BS = segment_ids.astype(jnp.int32)
+    q_seg_BT = backend.pad_axis(q_seg_BT, 1, T_pad)
+    kv_seg_BS = backend.pad_axis(kv_seg_BS, 1, S_pad)
+  q_BTHE_p = backend.pad_axis(q_BTHE, 1, T_pad)
+  k_BSKE_p = backend.pad_axis(k_BSKE, 1, S_pad)
+  v_BSKE_p = backend.pad_axis(v_BSKE, 1, S_pad)
+  static = _Static(causal, plat, blocks)
+  o_BTHE = _flash(static, q_BTHE_p, k_BSKE_p, v_BSKE_p, q_seg_BT, kv_seg_BS)
+  return o_BTHE[:, :T]
+
+
+class _Static(tuple):
+  """Hashable static arguments: (causal, platform, blocks)."""
+
+  def __new__(cls, causal, plat, blocks):
+    return super().__new__(cls, (causal, plat, blocks))
+
+  causal = property(lambda s: s[0])
+  plat = property(lambda s: s[1])
+  blocks = property(lambda s: s[2])
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _flash(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS):
+  return _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS)[0]
+
+
+def _flash_fwd(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS):
+  o_BTHE, lse_BHT = _forward(
+    static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS
+  )
+  return o_BTHE, (q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS, o_BTHE, lse_BHT)
+
+
+def _flash_bwd(static, res, do_BTHE):
+  q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS, o_BTHE, lse_BHT = res
+  delta_BHT = jnp.einsum(
+    "bthe,bthe->bht",
+    o_BTHE.astype(jnp.float32),
+    do_BTHE.astype(jnp.float32),
+  )
+  dq, dk, dv = _backward(
+    static,
+    q_BTHE,
+    k_BSKE,
+    v_BSKE,
+    q_seg_BT,
+    kv_seg_BS,
+    do_BTHE.astype(q_BTHE.dtype),
+    lse_BHT,
+    delta_BHT,
+  )
+  return dq, dk, dv, None, None
+
+
+_flash.defvjp(_flash_fwd, _flash_bwd)
+
+
+def _to_kernel_layout(plat, x_BTNE):
+  """[B, T, N, E] -> the layout the kernels read on `plat`."""
+  return x_BTNE.transpose(0, 2, 1, 3) if plat == "tpu" else x_BTNE
+
+
+def _from_kernel_layout(plat, x):
+  return x.transpose(0, 2, 1, 3) if plat == "tpu" else x
+
+
+def _brn(idx):
+  b, r, n = idx
+  return b, r, n, 0
+
+
+def _bnr(idx):
+  b, r, n = idx
+  return b, n, r, 0
+
+
+def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS):
+  causal, plat, blocks = static
+  bq, bk, _, _, warps, stages = blocks
+  B, T, H, E = q_BTHE.shape
+  S, K = k_BSKE.shape[1], k_BSKE.shape[2]
+  G = H // K
+  use_seg = q_seg_BT is not None
+  in_specs = [
+    _full_e(plat, bq, E, lambda b, h, i: (b, i, h)),
+    _full_e(plat, S, E, lambda b, h, i: (b, 0, h // G)),
+    _full_e(plat, S, E, lambda b, h, i: (b, 0, h // G)),
+  ]
+  args = [
+    _to_kernel_layout(plat, q_BTHE),
+    _to_kernel_layout(plat, k_BSKE),
+    _to_kernel_layout(plat, v_BSKE),
+  ]
+  if use_seg:
+    in_specs += [
+      pl.BlockSpec((None, bq), lambda b, h, i: (b, i)),
+      pl.BlockSpec((None, S), lambda b, h, i: (b, 0)),
+    ]
+    args += [q_seg_BT, kv_seg_BS]
+  out_shape = [
+    jax.ShapeDtypeStruct(args[0].shape, q_BTHE.dtype),
+    jax.ShapeDtypeStruct((B, H, T), jnp.float32),
+  ]
+  out_specs = [
+    _full_e(plat, bq, E, lambda b, h, i: (b, i, h)),
+    pl.BlockSpec((None, None, bq), lambda b, h, i: (b, h, i)),
+  ]
+  kernel = functools.partial(
+    _fwd_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
+  )
+  o, lse_BHT = pl.pallas_call(
+    kernel,
+    out_shape=out_shape,
+    grid=(B, H, T // bq),
+    in_specs=in_specs,
+    out_specs=out_specs,
+    interpret=plat == "interpret",
+    compiler_params=backend.compiler_params(plat, warps, stages),
+    name="emojax_flash_fwd",
+  )(*args)
+  return _from_kernel_layout(plat, o), lse_BHT
+
+
+def _full_e(plat, rows, E, index):
+  """Block of `rows` x E of one head, in the kernel layout of `plat`."""
+  if plat == "tpu":
+    return pl.BlockSpec((None, None, rows, E), lambda *g: _bnr(index(*g)))
+  return pl.BlockSpec((None, rows, None, E), lambda *g: _brn(index(*g)))
+
+
+def _scores(q, k, q_seg, kv_seg, q0, k0, causal, scale):
+  """Masked scaled scores [bq, bk] (fp32) and the mask."""
+  s = backend.dot(q, k, (1, 1)) * scale
+  mask = None
+  if causal:
+    rows = q0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 0)
+    cols = k0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 1)
+    mask = rows >= cols
+  if q_seg is not None:
+    seg = (q_seg[:, None] == kv_seg[None, :]) & (q_seg[:, None] != 0)
+    mask = seg if mask is None else mask & seg
+  if mask is not None:
+    s = jnp.where(mask, s, backend.NEG)
+  return s, mask
+
+
+def _kv_blocks_upto(i, bq, bk, nk, causal):
+  """How many kv blocks query block i attends to."""
+  if not causal:
+    return nk
+  return jnp.minimum(nk, jax.lax.div((i + 1) * bq + bk - 1, bk))
+
+
+def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
+  if use_seg:
+    q_ref, k_ref, v_ref, qs_ref, ks_ref, o_ref, lse_ref = refs
+  else:
+    q_ref, k_ref, v_ref, o_ref, lse_ref = refs
+  i = pl.program_id(2)
+  S, E = k_ref.shape
+  q = q_ref[...]
+  q_seg = qs_ref[...] if use_seg else None
+
+  def body(j, carry):
+    acc, m, den = carry
+    ks = pl.ds(pl.multiple_of(j * bk, bk), bk)
+    kv_seg = ks_ref[ks] if use_seg else None
+    s, mask = _scores(
+      q, k_ref[ks, :], q_seg, kv_seg, i * bq, j * bk, causal, scale
+    )
+    m_new = jnp.maximum(m, jnp.max(s, axis=1))
+    p = jnp.exp(s - m_new[:, None])
+    if mask is not None:
+      p = jnp.where(mask, p, 0.0)
+    alpha = jnp.exp(m - m_new)
+    den = alpha * den + jnp.sum(p, axis=1)
+    v = v_ref[ks, :]
+    acc = acc * alpha[:, None] + backend.dot(p.astype(v.dtype), v, (1, 0))
+    return acc, m_new, den
+
+  init = (
+    jnp.zeros((bq, E), jnp.float32),
+    jnp.full((bq,), backend.NEG, jnp.float32),
+    jnp.zeros((bq,), jnp.float32),
+  )
+  nk = _kv_blocks_upto(i, bq, bk, S // bk, causal)
+  acc, m, den = jax.lax.fori_loop(0, nk, body, init)
+  empty = den == 0.0
+  l_safe = jnp.where(empty, 1.0, den)
+  o_ref[...] = (acc / l_safe[:, None]).astype(o_ref.dtype)
+  lse_ref[...] = jnp.where(empty, 0.0, m + jnp.log(l_safe))
+
+
+def _backward(static, q, k, v, q_seg, kv_seg, do, lse_BHT, delta_BHT):
+  dq = _backward_dq(static, q, k, v, q_seg, kv_seg, do, lse_BHT, delta_BHT)
+  dk, dv = _backward_dkv(static, q, k, v, q_seg, kv_seg, do, lse_BHT, delta_BHT)
+  return dq, dk, dv
+
+
+def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
+  causal, plat, blocks = static
+  _, _, bq, bk, warps, stages = blocks
+  B, T, H, E = q_BTHE.shape
+  S, K = k_BSKE.shape[1], k_BSKE.shape[2]
+  G = H // K
+  use_seg = q_seg is not None
+  q_spec = _full_e(plat, bq, E, lambda b, h, i: (b, i, h))
+  kv_spec = _full_e(plat, S, E, lambda b, h, i: (b, 0, h // G))
+  row_spec = pl.BlockSpec((None, None, bq), lambda b, h, i: (b, h, i))
+  in_specs = [q_spec, kv_spec, kv_spec, q_spec, row_spec, row_spec]
+  args = [
+    _to_kernel_layout(plat, q_BTHE),
+    _to_kernel_layout(plat, k_BSKE),
+    _to_kernel_layout(plat, v_BSKE),
+    _to_kernel_layout(plat, do),
+    lse,
+    delta,
+  ]
+  if use_seg:
+    in_specs += [
+      pl.BlockSpec((None, bq), lambda b, h, i: (b, i)),
+      pl.BlockSpec((None, S), lambda b, h, i: (b, 0)),
+    ]
+    args += [q_seg, kv_seg]
+  kernel = functools.partial(
+    _dq_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
+  )
+  dq = pl.pallas_call(
+    kernel,
+    out_shape=jax.ShapeDtypeStruct(args[0].shape, q_BTHE.dtype),
+    grid=(B, H, T // bq),
+    in_specs=in_specs,
+    out_specs=q_spec,
+    interpret=plat == "interpret",
+    compiler_params=backend.compiler_params(plat, warps, stages),
+    name="emojax_flash_dq",
+  )(*args)
+  return _from_kernel_layout(plat, dq)
+
+
+def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
+  if use_seg:
+    q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref, qs_ref, ks_ref, dq_ref = refs
+  else:
+    q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref, dq_ref = refs
+  i = pl.program_id(2)
+  S, E = k_ref.shape
+  q, do = q_ref[...], do_ref[...]
+  lse, delta = lse_ref[...], d_ref[...]
+  q_seg = qs_ref[...] if use_seg else None
+
+  def body(j, dq):
+    ks = pl.ds(pl.multiple_of(j * bk, bk), bk)
+    kv_seg = ks_ref[ks] if use_seg else None
+    k, v = k_ref[ks, :], v_ref[ks, :]
+    s, mask = _scores(q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale)
+    p = jnp.exp(s - lse[:, None])
+    if mask is not None:
+      p = jnp.where(mask, p, 0.0)
+    dp = backend.dot(do, v, (1, 1))
+    ds = p * (dp - delta[:, None])
+    return dq + backend.dot(ds.astype(k.dtype), k, (1, 0))
+
+  nk = _kv_blocks_upto(i, bq, bk, S // bk, causal)
+  dq = jax.lax.fori_loop(0, nk, body, jnp.zeros((bq, E), jnp.float32))
+  dq_ref[...] = (dq * scale).astype(dq_ref.dtype)
+
+
+def _backward_dkv(
+  static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta
+):
+  causal, plat, blocks = static
+  _, _, bq, bk, warps, stages = blocks
+  B, T, H, E = q_BTHE.shape
+  S, K = k_BSKE.shape[1], k_BSKE.shape[2]
+  G = H // K
+  use_seg = q_seg is not None
+  # The G query heads of kv head n are heads n*G .. n*G+G-1: view H as
+  # (K, G) (free for both layouts) and take the whole group in one block.
+  if plat == "tpu":
+    qg = q_BTHE.transpose(0, 2, 1, 3).reshape(B, K, G, T, E)
+    dog = do.transpose(0, 2, 1, 3).reshape(B, K, G, T, E)
+    group_spec = pl.BlockSpec(
+      (None, None, G, T, E), lambda b, n, j: (b, n, 0, 0, 0)
+    )
+  else:
+    qg = q_BTHE.reshape(B, T, K, G, E)
+    dog = do.reshape(B, T, K, G, E)
+    group_spec = pl.BlockSpec(
+      (None, T, None, G, E), lambda b, n, j: (b, 0, n, 0, 0)
+    )
+  rows_spec = pl.BlockSpec((None, None, G, T), lambda b, n, j: (b, n, 0, 0))
+  kv_spec = _full_e(plat, bk, E, lambda b, n, j: (b, j, n))
+  in_specs = [group_spec, kv_spec, kv_spec, group_spec, rows_spec, rows_spec]
+  args = [
+    qg,
+    _to_kernel_layout(plat, k_BSKE),
+    _to_kernel_layout(plat, v_BSKE),
+    dog,
+    lse.reshape(B, K, G, T),
+    delta.reshape(B, K, G, T),
+  ]
+  if use_seg:
+    in_specs += [
+      pl.BlockSpec((None, T), lambda b, n, j: (b, 0)),
+      pl.BlockSpec((None, bk), lambda b, n, j: (b, j)),
+    ]
+    args += [q_seg, kv_seg]
+  kernel = functools.partial(
+    _dkv_kernel,
+    causal=causal,
+    use_seg=use_seg,
+    heads_first=plat == "tpu",
+    G=G,
+    bq=bq,
+    bk=bk,
+    scale=E**-0.5,
+  )
+  kv_shape = args[1].shape
+  dk, dv = pl.pallas_call(
+    kernel,
+    out_shape=[
+      jax.ShapeDtypeStruct(kv_shape, k_BSKE.dtype),
+      jax.ShapeDtypeStruct(kv_shape, v_BSKE.dtype),
+    ],
+    grid=(B, K, S // bk),
+    in_specs=in_specs,
+    out_specs=[kv_spec, kv_spec],
+    interpret=plat == "interpret",
+    compiler_params=backend.compiler_params(plat, warps, stages),
+    name="emojax_flash_dkv",
+  )(*args)
+  return _from_kernel_layout(plat, dk), _from_kernel_layout(plat, dv)
+
+
+def _dkv_kernel(*refs, causal, use_seg, heads_first, G, bq, bk, scale):
+  if use_seg:
+    q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref, qs_ref, ks_ref = refs[:8]
+  else:
+    q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref = refs[:6]
+  dk_ref, dv_ref = refs[-2:]
+  j = pl.program_id(2)
+  T = lse_ref.shape[1]
+  bk_, E = k_ref.shape
+  k, v = k_ref[...], v_ref[...]
+  kv_seg = ks_ref[...] if use_seg else None
+
+  def rows(ref, g, qs):
+    return ref[g, qs, :] if heads_first else ref[qs, g, :]
+
+  def body(step, carry):
+    dk, dv = carry
+    g, i = step // nq, first + step % nq
+    qs = pl.ds(pl.multiple_of(i * bq, bq), bq)
+    q, do = rows(q_ref, g, qs), rows(do_ref, g, qs)
+    lse, delta = lse_ref[g, qs], d_ref[g, qs]
+    q_seg = qs_ref[qs] if use_seg else None
+    s, mask = _scores(q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale)
+    p = jnp.exp(s - lse[:, None])
+    if mask is not None:
+      p = jnp.where(mask, p, 0.0)
+    dv = dv + backend.dot(p.astype(do.dtype), do, (0, 0))
+    dp = backend.dot(do, v, (1, 1))
+    ds = p * (dp - delta[:, None])
+    dk = dk + backend.dot(ds.astype(q.dtype), q, (0, 0))
+    return dk, dv
+
+  # Causal: query blocks before this kv block see none of it.
+  first = jax.lax.div(j * bk, bq) if causal else 0
+  nq = T // bq - first
+  zeros = jnp.zeros((bk_, E), jnp.float32)
+  dk, dv = jax.lax.fori_loop(0, G * nq, body, (zeros, zeros))
+  dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
+  dv_ref[...] = dv.astype(dv_ref.dtype)

@@ -1,0 +1,193 @@
+"""Per-token logprob and entropy without [B, T, V] logits, in plain XLA.
+
+A loop over token chunks with vocab chunks inside keeps one [block_t,
+block_v] logits tile alive at a time (online logsumexp). The custom VJP
+saves only the per-token logsumexp and entropy and recomputes each tile in
+the backward, accumulating dhidden [N, D] and dw [D, V] in fp32. Runs on
+every backend; it is what CPU and TPU training use, and the backward of the
+Pallas `fused_logprobs`.
+
+Vocab tiles need not divide V: the last tile slides back to end at V and
+masks the columns the previous tile already covered, so the weight matrix
+is never padded (copied).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from emojax.kernels import backend
+
+
+def check(hidden_BTD, w_vocab_DV, targets_BT, temperature):
+  """Shared argument checks of the logprob functions."""
+  if hidden_BTD.ndim != 3 or w_vocab_DV.ndim != 2:
+    raise ValueError(
+      f"logprobs: want hidden [B, T, D] and w_vocab [D, V]; got "
+      f"{hidden_BTD.shape} and {w_vocab_DV.shape}."
+    )
+  if hidden_BTD.shape[2] != w_vocab_DV.shape[0]:
+    raise ValueError(
+      f"logprobs: hidden's D={hidden_BTD.shape[2]} != w_vocab's "
+      f"D={w_vocab_DV.shape[0]} (pass the [D, V] unembedding, transposed "
+      "if the model stores [V, D])."
+    )
+  if targets_BT.shape != hidden_BTD.shape[:2]:
+    raise ValueError(
+      f"logprobs: targets must be [B, T] = {hidden_BTD.shape[:2]}, got "
+      f"{targets_BT.shape}."
+    )
+  if not temperature > 0:
+    raise ValueError(f"logprobs: temperature={temperature} must be > 0.")
+
+
+def chunked_logprobs(
+  hidden_BTD: jax.Array,
+  w_vocab_DV: jax.Array,
+  targets_BT: jax.Array,
+  *,
+  temperature: float = 1.0,
+  block_t: int = 1024,
+  block_v: int = 8192,
+) -> tuple[jax.Array, jax.Array]:
+  """(logp_BT, entropy_BT) in fp32 of softmax(hidden @ w / temperature)."""
+  check(hidden_BTD, w_vocab_DV, targets_BT, temperature)
+  B, T, D = hidden_BTD.shape
+  V = w_vocab_DV.shape[1]
+  N = B * T
+  bt, bv = min(block_t, N), min(block_v, V)
+  N_pad = backend.round_up(N, bt)
+  h_ND = backend.pad_axis(hidden_BTD.reshape(N, D), 0, N_pad)
+  t_N = backend.pad_axis(targets_BT.reshape(N).astype(jnp.int32), 0, N_pad)
+  static = (float(temperature), bt, bv)
+  logp_N, ent_N = _logprobs(static, h_ND, w_vocab_DV, t_N)
+  return logp_N[:N].reshape(B, T), ent_N[:N].reshape(B, T)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
+def _logprobs(static, h_ND, w_DV, t_N):
+  logp_N, ent_N, _ = forward(static, h_ND, w_DV, t_N)
+  return logp_N, ent_N
+
+
+def _logprobs_fwd(static, h_ND, w_DV, t_N):
+  logp_N, ent_N, lse_N = forward(static, h_ND, w_DV, t_N)
+  return (logp_N, ent_N), (h_ND, w_DV, t_N, lse_N, ent_N)
+
+
+def _logprobs_bwd(static, res, cotangents):
+  h_ND, w_DV, t_N, lse_N, ent_N = res
+  dh_ND, dw_DV = backward(static, h_ND, w_DV, t_N, lse_N, ent_N, *cotangents)
+  return dh_ND, dw_DV, None
+
+
+_logprobs.defvjp(_logprobs_fwd, _logprobs_bwd)
+
+
+def _tile(h_bD, w_DV, j, bv, temperature):
+  """Logits tile j (fp32, / temperature), its columns, and which are new."""
+  V = w_DV.shape[1]
+  s0 = jnp.minimum(j * bv, V - bv)
+  w_Dv = jax.lax.dynamic_slice_in_dim(w_DV, s0, bv, axis=1)
+  z_bv = jnp.dot(h_bD, w_Dv, preferred_element_type=jnp.float32)
+  z_bv = z_bv / temperature
+  cols_1v = s0 + jnp.arange(bv)[None]
+  return z_bv, cols_1v, cols_1v >= j * bv, s0
+
+
+def forward(static, h_ND, w_DV, t_N):
+  """(logp_N, entropy_N, lse_N); N must divide by block_t."""
+  temperature, bt, bv = static
+  N, D = h_ND.shape
+  nv = -(-w_DV.shape[1] // bv)
+
+  def token_chunk(args):
+    h_bD, t_b = args
+
+    def vocab_tile(carry, j):
+      m_b, l_b, s1_b, zt_b = carry
+      z_bv, cols_1v, new_1v, _ = _tile(h_bD, w_DV, j, bv, temperature)
+      z_bv = jnp.where(new_1v, z_bv, backend.NEG)
+      m_new = jnp.maximum(m_b, z_bv.max(axis=1))
+      alpha = jnp.exp(m_b - m_new)
+      p_bv = jnp.where(new_1v, jnp.exp(z_bv - m_new[:, None]), 0.0)
+      l_b = alpha * l_b + p_bv.sum(axis=1)
+      s1_b = alpha * s1_b + (p_bv * z_bv).sum(axis=1)
+      hit_bv = new_1v & (cols_1v == t_b[:, None])
+      zt_b = zt_b + jnp.where(hit_bv, z_bv, 0.0).sum(axis=1)
+      return (m_new, l_b, s1_b, zt_b), None
+
+    zeros = jnp.zeros((bt,), jnp.float32)
+    init = (jnp.full((bt,), backend.NEG, jnp.float32), zeros, zeros, zeros)
+    (m_b, l_b, s1_b, zt_b), _ = jax.lax.scan(vocab_tile, init, jnp.arange(nv))
+    lse_b = m_b + jnp.log(l_b)
+    return zt_b - lse_b, lse_b - s1_b / l_b, lse_b
+
+  out = jax.lax.map(
+    token_chunk, (h_ND.reshape(N // bt, bt, D), t_N.reshape(N // bt, bt))
+  )
+  return tuple(x.reshape(N) for x in out)
+
+
+def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
+  """(dh_ND, dw_DV) given the forward's lse and entropy and cotangents.
+
+  d logp / dz_v = 1[v = t] - p_v;  d H / dz_v = -p_v (z_v - lse + H).
+  Vocab tiles outside, token chunks inside: each dw tile is summed over all
+  tokens in fp32 and written once in w's dtype, so no fp32 [D, V] buffer
+  exists; dh [N, D] is the fp32 accumulator (N*D is small next to D*V).
+  """
+  temperature, bt, bv = static
+  N, D = h_ND.shape
+  V = w_DV.shape[1]
+  nv = -(-V // bv)
+  chunks = tuple(
+    x.reshape(N // bt, bt, *x.shape[1:])
+    for x in (
+      h_ND,
+      t_N,
+      lse_N,
+      ent_N,
+      g_logp_N.astype(jnp.float32),
+      g_ent_N.astype(jnp.float32),
+    )
+  )
+
+  def vocab_tile(carry, j):
+    dh_nbD, dw_DV = carry
+
+    def token_chunk(dw_Dv, args):
+      h_bD, t_b, lse_b, ent_b, gl_b, ge_b, dh_bD = args
+      z_bv, cols_1v, new_1v, s0 = _tile(h_bD, w_DV, j, bv, temperature)
+      p_bv = jnp.exp(z_bv - lse_b[:, None])
+      onehot_bv = (cols_1v == t_b[:, None]).astype(jnp.float32)
+      dz_bv = gl_b[:, None] * (onehot_bv - p_bv) - ge_b[:, None] * p_bv * (
+        z_bv - lse_b[:, None] + ent_b[:, None]
+      )
+      dz_bv = jnp.where(new_1v, dz_bv, 0.0) / temperature
+      w_Dv = jax.lax.dynamic_slice_in_dim(w_DV, s0, bv, axis=1)
+      dh_bD = dh_bD + jnp.dot(
+        dz_bv.astype(w_DV.dtype), w_Dv.T, preferred_element_type=jnp.float32
+      )
+      dw_Dv = dw_Dv + jnp.dot(
+        h_bD.T, dz_bv.astype(h_bD.dtype), preferred_element_type=jnp.float32
+      )
+      return dw_Dv, dh_bD
+
+    dw_Dv, dh_nbD = jax.lax.scan(
+      token_chunk, jnp.zeros((D, bv), jnp.float32), (*chunks, dh_nbD)
+    )
+    # The slid last tile: keep the columns earlier tiles already wrote.
+    s0 = jnp.minimum(j * bv, V - bv)
+    new_1v = (s0 + jnp.arange(bv))[None] >= j * bv
+    old_Dv = jax.lax.dynamic_slice_in_dim(dw_DV, s0, bv, axis=1)
+    tile_Dv = jnp.where(new_1v, dw_Dv.astype(dw_DV.dtype), old_Dv)
+    dw_DV = jax.lax.dynamic_update_slice_in_dim(dw_DV, tile_Dv, s0, axis=1)
+    return (dh_nbD, dw_DV), None
+
+  init = (jnp.zeros((N // bt, bt, D), jnp.float32), jnp.zeros_like(w_DV))
+  (dh_nbD, dw_DV), _ = jax.lax.scan(vocab_tile, init, jnp.arange(nv))
+  return dh_nbD.reshape(N, D).astype(h_ND.dtype), dw_DV

@@ -1,0 +1,1 @@
+"""RL core: group advantages, the GRPO loss family, metrics, weights."""

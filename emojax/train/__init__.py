@@ -1,0 +1,1 @@
+"""Training: state and optimiser, SFT / GRPO / synthesis stages, the loop."""

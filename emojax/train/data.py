@@ -1,0 +1,170 @@
+"""The data a run reads: tfds sources per split, and grain iterators.
+
+Splits: `train` (label-only rows: GRPO prompts, synthesis, base-model
+captions), `sft` (reasoning-annotated rows), `test`. Synthesized rows are
+kept as JSONL beside the checkpoints and reference train rows by index, so
+the images are never copied.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+
+import tensorflow_datasets as tfds
+
+from emojax.data import image_processor as ip
+from emojax.data import pipeline
+from emojax.data.examples import ExampleConfig
+from emojax.data.tfds import facs_synth, facial_r1
+
+BUILDERS = {
+  "facs_synth": facs_synth.EmojaxFacsSynth,
+  "facial_r1": facial_r1.EmojaxFacialR1,
+}
+
+
+def builder(cfg):
+  """The prepared tfds builder of `cfg.data` (prepared once, then cached)."""
+  if cfg.dataset not in BUILDERS:
+    raise ValueError(
+      f"config.data.dataset={cfg.dataset!r}; choose one of "
+      f"{sorted(BUILDERS)}."
+    )
+  kwargs = {}
+  if cfg.dataset == "facs_synth":
+    kwargs["config"] = facs_synth.FacsSynthConfig(
+      name=f"n{cfg.num_train}-{cfg.num_sft}-{cfg.num_test}-s{cfg.seed}-"
+      f"px{cfg.image_size}",
+      num_train=cfg.num_train,
+      num_test=cfg.num_test,
+      num_sft=cfg.num_sft,
+      seed=cfg.seed,
+      size=cfg.image_size,
+    )
+  b = BUILDERS[cfg.dataset](
+    data_dir=os.path.expanduser(cfg.tfds_dir),
+    file_format="array_record",
+    on_bad_example=cfg.on_bad_example,
+    **kwargs,
+  )
+  manual = cfg.get("manual_dir") or None
+  if manual and not os.path.isdir(manual):
+    raise FileNotFoundError(
+      f"config.data.manual_dir={manual!r} does not exist; point it at the "
+      "folder holding the dataset's files (see the builder's "
+      "MANUAL_DOWNLOAD_INSTRUCTIONS)."
+    )
+  b.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=manual)
+  )
+  return b
+
+
+def image_config(model_cfg, cfg) -> ip.ImageProcessorConfig:
+  """Preprocessing that matches the model's patching."""
+  v = model_cfg.vision
+  return ip.ImageProcessorConfig(
+    patch_size=v.patch_size,
+    merge_size=v.spatial_merge_size,
+    temporal_patch_size=v.temporal_patch_size,
+    min_pixels=cfg.min_pixels,
+    max_pixels=cfg.max_pixels,
+  )
+
+
+def example_config(model_cfg, cfg, mode, prompt, target) -> ExampleConfig:
+  return ExampleConfig(
+    mode=mode,
+    max_len=cfg.max_len,
+    emotions=tuple(cfg.emotions),
+    au_definitions=cfg.au_definitions,
+    target=target,
+    prompt=prompt,
+    image=image_config(model_cfg, cfg),
+  )
+
+
+def iterator(
+  source,
+  tokenizer,
+  model_cfg,
+  cfg,
+  *,
+  mode: str,
+  batch_size: int,
+  seed: int,
+  prompt: str = "facial_r1",
+  target: str = "description",
+  epochs: int | None = None,
+  shuffle: bool = True,
+):
+  """A checkpointable batch iterator over `source`."""
+  pc = pipeline.PipelineConfig(
+    batch_size=batch_size,
+    seed=seed,
+    shuffle=shuffle,
+    num_epochs=epochs,
+    drop_remainder=epochs is None,
+    on_bad_example=cfg.on_bad_example,
+    example=example_config(model_cfg, cfg, mode, prompt, target),
+  )
+  return iter(pipeline.make_dataset(source, tokenizer, pc))
+
+
+@dataclasses.dataclass(frozen=True)
+class SynthRow:
+  """One verified synthesized example: a train row index and new text."""
+
+  index: int
+  description: str
+  attempts: int
+
+
+def write_synth(path: str, rows: list[SynthRow]) -> None:
+  tmp = path + ".tmp"
+  with open(tmp, "w") as f:
+    for r in rows:
+      f.write(json.dumps(dataclasses.asdict(r)) + "\n")
+  os.replace(tmp, path)
+
+
+def read_synth(path: str) -> list[SynthRow]:
+  with open(path) as f:
+    return [SynthRow(**json.loads(line)) for line in f if line.strip()]
+
+
+class SynthSource:
+  """Rows of `base` (the train split) with synthesized descriptions."""
+
+  def __init__(self, base, rows: list[SynthRow], origin: str):
+    self._base, self._rows, self._origin = base, rows, origin
+
+  def __len__(self) -> int:
+    return len(self._rows)
+
+  def __getitem__(self, i: int) -> dict:
+    r = self._rows[i]
+    row = dict(self._base[r.index])
+    row["description"] = r.description
+    row["source"] = self._origin
+    row["line"] = i + 1
+    return row
+
+
+class Concat:
+  """Several sources read as one."""
+
+  def __init__(self, *sources):
+    self._sources = [s for s in sources if len(s)]
+
+  def __len__(self) -> int:
+    return sum(len(s) for s in self._sources)
+
+  def __getitem__(self, i: int) -> dict:
+    for s in self._sources:
+      if i < len(s):
+        return s[i]
+      i -= len(s)
+    raise IndexError(i)

@@ -1,0 +1,192 @@
+"""One GRPO step: rollout -> rewards -> advantages -> logprobs -> update.
+
+The host orchestrates (rewards are Python over decoded text); every array
+step is jitted once per shape: the rollout engine, the old/reference
+logprob passes, and the per-micro-batch gradient. Micro-batches share one
+global loss denominator computed from the whole batch beforehand, so the
+accumulated gradient equals the full-batch one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emojax import rewards as rewards_lib
+from emojax import rollout as rollout_lib
+from emojax.model.config import ModelConfig
+from emojax.rewards import tags
+from emojax.rl import advantages, logprobs, loss, metrics
+from emojax.train import batching
+
+
+@dataclasses.dataclass
+class Scored:
+  """A rollout with its rewards and advantages, rows in [P, G] order."""
+
+  prompts: dict  # host batch of the P prompts (labels, AUs, images, ...)
+  rollout: rollout_lib.Rollout
+  rewards_PGR: np.ndarray
+  adv_PG: np.ndarray
+
+
+def sample(params, cfg: ModelConfig, prompts, rng, rl, decode: Callable):
+  """G completions for each prompt of the host batch `prompts`."""
+  batch = batching.device_batch(cfg, prompts)
+  batch.pop("position_ids", None)  # the engine derives its own
+  batch.pop("vision_layout", None)
+  return rollout_lib.generate(
+    params,
+    cfg,
+    batch,
+    rng,
+    num_generations=rl.group_size,
+    max_new_tokens=rl.max_completion_length,
+    temperature=rl.temperature,
+    top_p=rl.top_p,
+    top_k=rl.get("top_k", 0),
+    decode_fn=decode,
+  )
+
+
+def score(prompts, ro, rl, step: int, table) -> tuple[np.ndarray, np.ndarray]:
+  """rewards_PGR (one part per configured name) and adv_PG."""
+  G = rl.group_size
+  rows = np.repeat(np.arange(len(prompts["input_ids"])), G)
+  examples = {
+    "labels": [prompts["labels"][r] for r in rows],
+    "AUs": [prompts["AUs"][r] for r in rows],
+    "completion_lengths": np.asarray(ro.lengths),
+    "group_size": G,
+    "step": step,
+  }
+  rewards_PGR = rewards_lib.combine(
+    list(ro.text), examples, list(rl.reward_names), G, table
+  )
+  adv_PG = np.asarray(advantages.compute(jnp.asarray(rewards_PGR), rl))
+  return rewards_PGR, adv_PG
+
+
+def train_batch(cfg: ModelConfig, scored: Scored) -> tuple[dict, int]:
+  """Prompt + completion rows for the policy forward; completion start."""
+  ro = scored.rollout
+  rows = batching.repeat_rows(cfg, scored.prompts, ro.num_generations)
+  prompt_ids = np.asarray(ro.prompt_ids)
+  rows["input_ids"] = np.concatenate(
+    [prompt_ids, np.asarray(ro.completion_ids)], axis=1
+  )
+  rows["attention_mask"] = np.concatenate(
+    [np.asarray(ro.prompt_mask), np.asarray(ro.completion_mask)], axis=1
+  )
+  return rows, prompt_ids.shape[1]
+
+
+def token_weights(scored: Scored, rl, decode_piece: Callable) -> np.ndarray | None:
+  """Facial-R1's per-reward token masks as loss weights, or None."""
+  masks = rl.get("token_masks")
+  if not masks:
+    return None
+  ro = scored.rollout
+  ids_BC = np.asarray(ro.completion_ids)
+  mask_BC = np.asarray(ro.completion_mask)
+  per_reward = []
+  for kind in masks:
+    if kind == "all":
+      per_reward.append(mask_BC.astype(bool))
+      continue
+    rows = []
+    for b, text in enumerate(ro.text):
+      offsets = _char_offsets(ids_BC[b], int(ro.lengths[b]), decode_piece)
+      span = tags.think_span(text) if kind == "think" else None
+      rows.append(tags.span_token_mask(span, offsets))
+    per_reward.append(np.stack(rows))
+  return np.asarray(
+    loss.per_reward_token_weights(jnp.asarray(np.stack(per_reward)), mask_BC)
+  )
+
+
+def _char_offsets(ids_C, length: int, decode_piece) -> np.ndarray:
+  """(start, end) characters of each token in the decoded completion."""
+  out, end = np.zeros((len(ids_C), 2), np.int64), 0
+  for t in range(length):
+    start, end = end, len(decode_piece(list(ids_C[: t + 1])))
+    out[t] = (start, end)
+  out[length:] = end
+  return out
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "start", "fused"))
+def policy_logprobs(params, batch, *, cfg, start, fused=False):
+  """Per-token logprobs of the completion under `params` (no gradient)."""
+  logp_BC, _ = logprobs.completion_logprobs(params, cfg, batch, start, fused=fused)
+  return logp_BC
+
+
+@functools.partial(
+  jax.jit, static_argnames=("cfg", "start", "rl_static", "fused")
+)
+def grads(params, batch, inputs, *, cfg, start, rl_static, fused=False):
+  """Gradient of one micro-batch's share of the GRPO loss."""
+  rl = dict(rl_static)
+
+  def loss_fn(p):
+    logp_BC, entropy_BC = logprobs.completion_logprobs(
+      p, cfg, batch, start, fused=fused
+    )
+    _, m = loss.grpo_loss(
+      logp_BC,
+      inputs.get("old_logp"),
+      inputs.get("ref_logp"),
+      inputs["adv"],
+      inputs["mask"],
+      rl,
+      token_weights_BT=inputs.get("token_weights"),
+      sample_weights_B=inputs.get("sample_weights"),
+      entropy_BT=entropy_BC,
+      kl_weight=inputs.get("kl_weight"),
+    )
+    return m["numerator"] / inputs["denominator"], m
+
+  (value, m), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  return g, value, m
+
+
+def denominator(rl, mask_BC: np.ndarray) -> float:
+  """The loss type's normaliser over the whole accumulated batch."""
+  kind = rl.loss_type
+  if kind == "grpo":
+    return float(len(mask_BC))
+  if kind == "dr_grpo":
+    return float(len(mask_BC) * mask_BC.shape[1])
+  return float(max(mask_BC.sum(), 1))
+
+
+def static_rl(rl) -> tuple:
+  """The loss fields as a hashable tuple (a static jit argument)."""
+  keys = (
+    "loss_type",
+    "epsilon",
+    "epsilon_high",
+    "delta",
+    "dual_clip",
+    "importance_sampling_level",
+    "beta",
+    "kl_estimator",
+    "entropy_coef",
+  )
+  return tuple((k, rl.get(k)) for k in keys)
+
+
+def grpo_metrics(scored: Scored, rl) -> dict[str, Any]:
+  ro = scored.rollout
+  out = metrics.reward_metrics(
+    jnp.asarray(scored.rewards_PGR), list(rl.reward_names), rl
+  )
+  out.update(metrics.completion_metrics(ro.lengths, ro.truncated))
+  return {k: float(v) for k, v in out.items()}

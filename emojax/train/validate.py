@@ -1,0 +1,76 @@
+"""Start-up checks of a training config: fail with the field and the fix."""
+
+from __future__ import annotations
+
+import os
+
+import jax
+
+from emojax import sharding
+from emojax.rewards import REWARDS
+
+STAGES = ("pretrain", "sft", "grpo", "synthesize")
+
+
+class ConfigError(ValueError):
+  """The config cannot run; the message names the field and the fix."""
+
+
+def validate(config) -> None:
+  unknown = [s for s in config.stages if s not in STAGES]
+  if unknown:
+    raise ConfigError(
+      f"config.stages has unknown {unknown}; stages are {STAGES}."
+    )
+  rl = config.rl
+  if "grpo" in config.stages:
+    bad = [n for n in rl.reward_names if n not in REWARDS]
+    if bad:
+      raise ConfigError(
+        f"config.rl.reward_names has unknown {bad}; choose from "
+        f"{sorted(REWARDS)}."
+      )
+    if len(rl.reward_weights) != len(rl.reward_names):
+      raise ConfigError(
+        "config.rl.reward_weights needs one weight per config.rl.reward_names"
+        f" ({len(rl.reward_weights)} vs {len(rl.reward_names)})."
+      )
+    if rl.group_size < 2:
+      raise ConfigError(
+        f"config.rl.group_size={rl.group_size}: GRPO compares completions "
+        "within a group, so it needs at least 2 (Facial-R1 uses 8)."
+      )
+    rows = rl.prompts_per_step * rl.group_size
+    if rl.micro_batch_size and rows % rl.micro_batch_size:
+      raise ConfigError(
+        f"config.rl.micro_batch_size={rl.micro_batch_size} does not divide "
+        f"the {rows} rows of a step (prompts_per_step x group_size); pick a "
+        "divisor."
+      )
+  for name in ("sft", "pretrain"):
+    sc = config[name]
+    if sc.micro_batch_size and sc.batch_size % sc.micro_batch_size:
+      raise ConfigError(
+        f"config.{name}.micro_batch_size={sc.micro_batch_size} does not "
+        f"divide config.{name}.batch_size={sc.batch_size}."
+      )
+  try:
+    sharding.mesh_shape(dict(config.mesh), jax.device_count())
+  except ValueError as e:
+    raise ConfigError(f"{e} ({jax.device_count()} devices here).") from None
+  d = config.data
+  if d.dataset != "facs_synth" and not d.manual_dir:
+    raise ConfigError(
+      f"config.data.dataset={d.dataset!r} reads your files: set "
+      "--config.data.manual_dir=/path/to/them."
+    )
+  if d.manual_dir and not os.path.isdir(os.path.expanduser(d.manual_dir)):
+    raise ConfigError(
+      f"config.data.manual_dir={d.manual_dir!r} is not a folder; point it at "
+      "the dataset's files."
+    )
+  if config.model.hf_dir and not os.path.isdir(config.model.hf_dir):
+    raise ConfigError(
+      f"config.model.hf_dir={config.model.hf_dir!r} is not a folder; point "
+      "it at a transformers checkpoint."
+    )

@@ -1,0 +1,201 @@
+r"""Scores emotion-reasoning completions with the papers' metrics.
+
+Score outputs produced anywhere (one JSON object per line with
+`completion`, `labels`, `AUs`, optional `confidence`, `description`,
+`image`):
+  python launch/eval.py --predictions=preds.jsonl --out=DIR
+
+Decode a checkpoint (emojax params checkpoint or Hugging Face folder) on a
+split of a Facial-R1-layout folder, then score (greedy; --num_samples=k
+samples k per prompt):
+  python launch/eval.py --checkpoint=CKPT --data_dir=DATA --split=test \
+      --out=DIR [--config=configs/facial_r1.py] [--tokenizer=TOK]
+
+Put runs or stages side by side (eval --out folders and/or training
+workdirs with TensorBoard logs):
+  python launch/eval.py --compare DIR1 DIR2 ... --out=DIR
+
+DIR gets metrics.json (flat keys), report.md, PNG plots and
+completions.html (checkpoint mode also predictions.jsonl, which
+--predictions re-scores).
+"""
+
+import os
+import sys
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from emojax.data import facs, wheel
+from emojax.data import tokenizer as tokenizer_lib
+from emojax.eval import compare, decode, html, predictions, report, score
+
+_PREDICTIONS = flags.DEFINE_string(
+  "predictions", None, "Predictions JSONL to score."
+)
+_CHECKPOINT = flags.DEFINE_string(
+  "checkpoint", None, "emojax params checkpoint or Hugging Face folder."
+)
+_CONFIG = config_flags.DEFINE_config_file(
+  "config", None, "Experiment config; its `rl` sampling settings are used."
+)
+_COMPARE = flags.DEFINE_bool(
+  "compare", False, "Compare the folders given as arguments."
+)
+_OUT = flags.DEFINE_string("out", None, "Output folder.")
+_SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
+_DATA_DIR = flags.DEFINE_string(
+  "data_dir", None, "Facial-R1-layout folder (make_data's --out) to decode."
+)
+_TOKENIZER = flags.DEFINE_string(
+  "tokenizer",
+  None,
+  "Tokenizer folder (default: the checkpoint's, else "
+  "emojax's default tokenizer).",
+)
+_NUM_SAMPLES = flags.DEFINE_integer(
+  "num_samples", 1, "Completions per prompt; 1 decodes greedily."
+)
+_MAX_NEW_TOKENS = flags.DEFINE_integer(
+  "max_new_tokens", None, "Tokens per completion (default: config, or 256)."
+)
+_TEMPERATURE = flags.DEFINE_float(
+  "temperature", None, "Sampling temperature when --num_samples > 1."
+)
+_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Prompts per batch.")
+_MAX_LEN = flags.DEFINE_integer("max_len", 2048, "Prompt tokens, max.")
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+_LABEL_SET = flags.DEFINE_string(
+  "label_set",
+  None,
+  "Valid answers: a facs.LABEL_SETS key (e.g. basic7); "
+  "default: any emotion word emojax knows.",
+)
+_WHEELS_DIR = flags.DEFINE_string(
+  "wheels_dir",
+  None,
+  "AffectGPT's wheel files for the EW metric (default: "
+  "emojax's Parrott wheel).",
+)
+_EMBED = flags.DEFINE_bool(
+  "embed_images", True, "Embed images in completions.html (else link them)."
+)
+_TITLE = flags.DEFINE_string("title", None, "Report title.")
+
+
+class UsageError(ValueError):
+  """Flags that do not make a run; the message says which and the fix."""
+
+
+def _mode() -> str:
+  modes = [
+    name
+    for name, on in (
+      ("predictions", _PREDICTIONS.value),
+      ("checkpoint", _CHECKPOINT.value),
+      ("compare", _COMPARE.value),
+    )
+    if on
+  ]
+  if len(modes) != 1:
+    raise UsageError(
+      "pick exactly one of --predictions=FILE, --checkpoint=DIR or "
+      f"--compare DIR1 DIR2 ... (got {modes or 'none'})."
+    )
+  if not _OUT.value:
+    raise UsageError("--out=DIR is required.")
+  if _LABEL_SET.value and _LABEL_SET.value not in facs.LABEL_SETS:
+    raise UsageError(
+      f"--label_set={_LABEL_SET.value!r} is unknown; choose one of "
+      f"{sorted(facs.LABEL_SETS)}."
+    )
+  return modes[0]
+
+
+def _decode_config() -> decode.DecodeConfig:
+  rl = _CONFIG.value.get("rl") if _CONFIG.value is not None else None
+
+  def pick(flag, field, default):
+    if flag.value is not None:
+      return flag.value
+    return rl.get(field, default) if rl is not None else default
+
+  return decode.DecodeConfig(
+    num_samples=_NUM_SAMPLES.value,
+    max_new_tokens=pick(_MAX_NEW_TOKENS, "max_completion_length", 256),
+    temperature=pick(_TEMPERATURE, "temperature", 1.0),
+    top_p=rl.get("top_p", 1.0) if rl is not None else 1.0,
+    batch_size=_BATCH_SIZE.value,
+    max_len=_MAX_LEN.value,
+    seed=_SEED.value,
+  )
+
+
+def _checkpoint_examples(out: str) -> list[score.Example]:
+  if not _DATA_DIR.value:
+    raise UsageError(
+      "--checkpoint needs --data_dir=DIR (the folder launch/make_data.py "
+      "wrote, or a Facial-R1 JSONL folder)."
+    )
+  dc = _decode_config()
+  if dc.num_samples < 1 or dc.max_new_tokens < 1:
+    raise UsageError("--num_samples and --max_new_tokens must be >= 1.")
+  cfg, params, tok_dir = decode.load_model(_CHECKPOINT.value)
+  tok_dir = _TOKENIZER.value or tok_dir
+  tok = (
+    tokenizer_lib.Tokenizer.from_dir(tok_dir)
+    if tok_dir
+    else tokenizer_lib.ensure_default()
+  )
+  rows = decode.read_split(_DATA_DIR.value, _SPLIT.value)
+  image = decode.image_config(cfg, tok_dir)
+  examples = decode.decode(params, cfg, rows, tok, dc, image)
+  os.makedirs(out, exist_ok=True)
+  rel = [
+    html.image_src(ex.image, out, i, embed=False)
+    for i, ex in enumerate(examples)
+  ]
+  predictions.write(os.path.join(out, "predictions.jsonl"), examples, rel)
+  return examples
+
+
+def run(mode: str, out: str, folders: list[str]) -> str:
+  """Runs one mode; returns the summary to print."""
+  if mode == "compare":
+    if not folders:
+      raise UsageError("--compare needs folders: --compare DIR1 DIR2 ...")
+    written = compare.compare(folders, out)
+    return "emojax eval --compare wrote:\n" + "\n".join(
+      f"  {k}: {v}" for k, v in written.items()
+    )
+  if mode == "predictions":
+    examples = predictions.read(_PREDICTIONS.value)
+    title = _TITLE.value or f"emojax eval: {_PREDICTIONS.value}"
+  else:
+    examples = _checkpoint_examples(out)
+    title = _TITLE.value or f"emojax eval: {_CHECKPOINT.value} ({_SPLIT.value})"
+  wheels = (
+    wheel.load_affectgpt_wheels(_WHEELS_DIR.value)
+    if _WHEELS_DIR.value
+    else None
+  )
+  ev = score.evaluate(examples, _LABEL_SET.value, wheels)
+  plots = report.write(out, ev, title)
+  html.write(out, examples, ev, title=title, embed=_EMBED.value, plots=plots)
+  return report.summary(ev.scalars, out)
+
+
+def main(argv: list[str]) -> int:
+  folders = argv[1:]
+  if folders and not _COMPARE.value:
+    raise app.UsageError(f"unexpected arguments: {' '.join(folders)}")
+  try:
+    print(run(_mode(), _OUT.value, folders))
+  except (UsageError, predictions.PredictionsError, FileNotFoundError) as e:
+    print(f"eval: {e}", file=sys.stderr)
+    return 2
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

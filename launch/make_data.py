@@ -1,0 +1,227 @@
+r"""Writes a data set in the Facial-R1 JSONL layout.
+
+  python launch/make_data.py --dataset=facs_synth --out=DIR \
+      --num_train=N --num_test=M [--num_sft=K] [--seed=S] [--size=64]
+
+DIR gets train.jsonl, test.jsonl, sft.jsonl (the first K train examples with
+reasoning in `description`; disjoint from test), images/<split>/NNNNNN.png
+(paths in the JSONL are relative to it) and contact_sheet.png. Everything is
+written to a temporary folder beside DIR, then renamed into place.
+"""
+
+import dataclasses
+import functools
+import json
+import multiprocessing
+import os
+import pathlib
+import shutil
+import sys
+import tempfile
+
+from absl import app, flags
+from PIL import Image, ImageDraw, ImageFont
+
+from emojax.data import synth
+
+DATASETS = ("facs_synth",)
+_MAX_EXAMPLES = 10_000_000
+
+_DATASET = flags.DEFINE_string("dataset", "facs_synth", "Data set to write.")
+_OUT = flags.DEFINE_string("out", None, "Output folder.")
+_NUM_TRAIN = flags.DEFINE_integer("num_train", 1000, "Train examples.")
+_NUM_TEST = flags.DEFINE_integer("num_test", 200, "Test examples.")
+_NUM_SFT = flags.DEFINE_integer(
+  "num_sft", 0, "Train examples also written with reasoning to sft.jsonl."
+)
+_SEED = flags.DEFINE_integer("seed", 0, "Data seed.")
+_SIZE = flags.DEFINE_integer("size", 64, "Image side in pixels.")
+_WORKERS = flags.DEFINE_integer(
+  "workers", 0, "Processes; 0 picks 1 for small sets, else the CPU count."
+)
+_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing --out.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+  """What to write; `validate` checks it before any work starts."""
+
+  dataset: str
+  out: str
+  num_train: int
+  num_test: int
+  num_sft: int = 0
+  seed: int = 0
+  size: int = 64
+  workers: int = 0
+  overwrite: bool = False
+
+
+def validate(spec: Spec) -> None:
+  """Fails with the flag and the fix for out-of-range settings."""
+  if spec.dataset not in DATASETS:
+    raise ValueError(
+      f"--dataset={spec.dataset!r} is unknown; make_data writes "
+      f"{', '.join(DATASETS)} (real data sets come in through their tfds "
+      "builders in emojax/data/tfds)."
+    )
+  for name in ("num_train", "num_test"):
+    n = getattr(spec, name)
+    if not 0 <= n <= _MAX_EXAMPLES:
+      raise ValueError(f"--{name}={n} must be in [0, {_MAX_EXAMPLES}].")
+  if spec.num_train + spec.num_test == 0:
+    raise ValueError("--num_train and --num_test are both 0; nothing to write.")
+  if not 0 <= spec.num_sft <= spec.num_train:
+    raise ValueError(
+      f"--num_sft={spec.num_sft} must be in [0, --num_train={spec.num_train}]:"
+      " the SFT subset is drawn from the train split."
+    )
+  if spec.seed < 0:
+    raise ValueError(f"--seed={spec.seed} must be >= 0.")
+  if not 16 <= spec.size <= 1024:
+    raise ValueError(f"--size={spec.size} must be in [16, 1024] pixels.")
+  if spec.workers < 0:
+    raise ValueError(f"--workers={spec.workers} must be >= 0 (0 = auto).")
+  out = pathlib.Path(spec.out)
+  if out.exists() and not spec.overwrite:
+    raise ValueError(
+      f"--out={spec.out} already exists; pass --overwrite to replace it or "
+      "pick a new folder."
+    )
+  parent = out.resolve().parent
+  if not parent.is_dir():
+    raise ValueError(
+      f"--out={spec.out}: its parent folder {parent} does not exist; create "
+      "it first."
+    )
+  if not os.access(parent, os.W_OK | os.X_OK):
+    raise ValueError(
+      f"--out={spec.out}: cannot write in {parent}; pick a folder you own."
+    )
+
+
+def _image_path(split: str, index: int) -> str:
+  return f"images/{split}/{index:06d}.png"
+
+
+def _write_one(root: str, seed: int, size: int, job: tuple[str, int, bool]):
+  """Renders and saves one example; returns its train/test and SFT rows."""
+  split, index, with_reasoning = job
+  ex = synth.make_example(
+    synth.split_seed(seed, split), index, size=size, reasoning=with_reasoning
+  )
+  rel = _image_path(split, index)
+  Image.fromarray(ex["image"]).save(os.path.join(root, rel), optimize=False)
+  row = {
+    "image": rel,
+    "labels": ex["labels"],
+    "AUs": ex["AUs"],
+    "caption": ex["caption"],
+  }
+  sft = {**row, "description": ex["description"]} if with_reasoning else None
+  return split, row, sft
+
+
+def _workers(spec: Spec) -> int:
+  if spec.workers:
+    return spec.workers
+  return 1 if spec.num_train + spec.num_test < 2000 else os.cpu_count() or 1
+
+
+def _write_jsonl(path: pathlib.Path, rows: list[dict]) -> None:
+  with open(path, "w", encoding="utf-8") as f:
+    for row in rows:
+      f.write(json.dumps(row, ensure_ascii=False) + "\n")
+
+
+def contact_sheet(
+  root: pathlib.Path, rows: list[dict], cols: int = 6, scale: int = 3
+) -> Image.Image:
+  """A grid of faces with their label and AUs written under each."""
+  images = [Image.open(root / r["image"]).convert("RGB") for r in rows]
+  side = images[0].width * scale
+  font = ImageFont.load_default(size=max(10, side // 11))
+  cell_h = side + 2 * (font.size + 4)
+  rows_n = -(-len(rows) // cols)
+  sheet = Image.new("RGB", (cols * side, rows_n * cell_h), "white")
+  draw = ImageDraw.Draw(sheet)
+  for k, (row, im) in enumerate(zip(rows, images, strict=True)):
+    x, y = (k % cols) * side, (k // cols) * cell_h
+    sheet.paste(im.resize((side, side), Image.Resampling.NEAREST), (x, y))
+    aus = " ".join(a[2:] for a in row["AUs"]) or "-"
+    draw.text((x + 3, y + side + 2), row["labels"][0], fill="black", font=font)
+    draw.text((x + 3, y + side + font.size + 5), aus, fill="blue", font=font)
+  return sheet
+
+
+def make_data(spec: Spec) -> pathlib.Path:
+  """Writes the data set of `spec` and returns its folder."""
+  validate(spec)
+  out = pathlib.Path(spec.out).resolve()
+  tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
+  try:
+    for split in ("train", "test"):
+      (tmp / "images" / split).mkdir(parents=True)
+    jobs = [("train", i, i < spec.num_sft) for i in range(spec.num_train)]
+    jobs += [("test", i, False) for i in range(spec.num_test)]
+    write = functools.partial(_write_one, str(tmp), spec.seed, spec.size)
+    n_workers = _workers(spec)
+    if n_workers > 1:
+      with multiprocessing.Pool(n_workers) as pool:
+        results = pool.map(write, jobs, chunksize=64)
+    else:
+      results = [write(job) for job in jobs]
+    rows = {"train": [], "test": []}
+    sft = []
+    for split, row, sft_row in results:
+      rows[split].append(row)
+      if sft_row is not None:
+        sft.append(sft_row)
+    _write_jsonl(tmp / "train.jsonl", rows["train"])
+    _write_jsonl(tmp / "test.jsonl", rows["test"])
+    _write_jsonl(tmp / "sft.jsonl", sft)
+    shown = (rows["train"] + rows["test"])[:24]
+    contact_sheet(tmp, shown).save(tmp / "contact_sheet.png")
+    if out.exists():
+      old = out.with_name(f".{out.name}-old")
+      shutil.rmtree(old, ignore_errors=True)
+      os.replace(out, old)
+      os.replace(tmp, out)
+      shutil.rmtree(old)
+    else:
+      os.replace(tmp, out)
+  finally:
+    shutil.rmtree(tmp, ignore_errors=True)
+  return out
+
+
+def main(argv: list[str]) -> int:
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
+  if not _OUT.value:
+    raise app.UsageError("--out=DIR is required.")
+  spec = Spec(
+    dataset=_DATASET.value,
+    out=_OUT.value,
+    num_train=_NUM_TRAIN.value,
+    num_test=_NUM_TEST.value,
+    num_sft=_NUM_SFT.value,
+    seed=_SEED.value,
+    size=_SIZE.value,
+    workers=_WORKERS.value,
+    overwrite=_OVERWRITE.value,
+  )
+  try:
+    out = make_data(spec)
+  except ValueError as e:
+    print(f"make_data: {e}", file=sys.stderr)
+    return 2
+  print(
+    f"wrote {spec.num_train} train, {spec.num_test} test, {spec.num_sft} sft "
+    f"examples to {out}"
+  )
+  return 0
+
+
+if __name__ == "__main__":
+  app.run(main)

@@ -1,0 +1,238 @@
+"""grain pipeline: shapes, masks, image pads, sharding, resume, bad rows."""
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emojax.data import errors, pipeline, synth
+from emojax.data import examples as examples_lib
+from emojax.data import image_processor as ip
+from emojax.data import tokenizer as tokenizer_lib
+
+IMAGE = ip.ImageProcessorConfig(min_pixels=56 * 56, max_pixels=56 * 56 * 4)
+THINK = "<think>cheeks raised (AU6), lip corners pulled (AU12)</think>"
+
+
+def _png(seed: int, h: int = 56, w: int = 56) -> bytes:
+  rng = np.random.default_rng(seed)
+  out = io.BytesIO()
+  Image.fromarray(rng.integers(0, 256, (h, w, 3), np.uint8)).save(out, "PNG")
+  return out.getvalue()
+
+
+def _row(i: int, **overrides) -> dict:
+  row = {
+    "image": _png(i, 56, 56 + 28 * (i % 3)),
+    "labels": [b"happiness"],
+    "AUs": [b"AU6", b"AU12"],
+    "description": f"{THINK}<answer>happiness</answer> {i}".encode(),
+    "caption": b"",
+    "text": b"",
+    "source": b"fixture.jsonl",
+    "line": i + 1,
+  }
+  row.update(overrides)
+  return row
+
+
+@pytest.fixture(scope="module")
+def tok(tmp_path_factory):
+  corpus = list(synth.text_corpus(seed=0, n=200))
+  path = tmp_path_factory.mktemp("tok")
+  tokenizer_lib.build_default(path, corpus, vocab_size=600)
+  return tokenizer_lib.Tokenizer.from_dir(path)
+
+
+def _cfg(**kwargs) -> pipeline.PipelineConfig:
+  example = dict(max_len=1024, au_definitions=False, image=IMAGE, mode="sft")
+  example.update(kwargs.pop("example", {}))
+  return pipeline.PipelineConfig(
+    batch_size=kwargs.pop("batch_size", 2),
+    example=examples_lib.ExampleConfig(**example),
+    **kwargs,
+  )
+
+
+def _one_shard():
+  return pipeline.grain.sharding.ShardOptions(0, 1)
+
+
+def _batches(source, tok, cfg, shard=None):
+  return list(pipeline.make_dataset(source, tok, cfg, shard or _one_shard()))
+
+
+def test_sft_batch_shapes_masks_and_image_pads(tok):
+  rows = [_row(i) for i in range(4)]
+  cfg = _cfg(shuffle=False)
+  batch = _batches(rows, tok, cfg)[0]
+  t = cfg.example.max_len
+  assert batch["input_ids"].shape == (2, t)
+  assert batch["loss_mask"].shape == (2, t)
+  grid = batch["image_grid_thw"]
+  np.testing.assert_array_equal(grid, [[1, 4, 4], [1, 4, 6]])
+  assert batch["pixel_values"].shape == (16 + 24, 3 * 2 * 14 * 14)
+  for r, rows_grid in enumerate(grid):
+    ids = batch["input_ids"][r]
+    n_pad = int((ids == tok.image_pad_id).sum())
+    assert n_pad == np.prod(rows_grid) // 4
+    # The assistant's tokens, and only they, carry loss.
+    target = tok.decode(ids[batch["loss_mask"][r] == 1])
+    assert target == f"{THINK}<answer>happiness</answer> {r}<|im_end|>"
+    live = batch["attention_mask"][r] == 1
+    assert live[: live.sum()].all()  # right-padded
+    assert (ids[~live] == tok.pad_id).all()
+  assert batch["labels"] == [["happiness"], ["happiness"]]
+  assert batch["line"] == [1, 2]
+
+
+def test_prompt_ids_match_transformers(tok, tmp_path):
+  """Against transformers' tokenizer and image processor, with the pad
+  expansion transcribed from Qwen2_5_VLProcessor.__call__ (the processor
+  itself needs torchvision for its video half)."""
+  transformers = pytest.importorskip("transformers")
+  from transformers.models.qwen2_vl import image_processing_pil_qwen2_vl
+
+  tok.save(tmp_path)
+  hf_tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path))
+  hf_image = image_processing_pil_qwen2_vl.Qwen2VLImageProcessorPil(
+    min_pixels=IMAGE.min_pixels, max_pixels=IMAGE.max_pixels
+  )
+  row = _row(1)
+  cfg = _cfg(shuffle=False, batch_size=1, example={"mode": "rollout"})
+  batch = _batches([row], tok, cfg)[0]
+  live = batch["attention_mask"][0] == 1
+  prepare = examples_lib.Prepare(tok, cfg.example)
+  text = tok.apply_chat_template(
+    prepare_messages(prepare, row), add_generation_prompt=True
+  )
+  image = Image.open(io.BytesIO(row["image"]))
+  ref = hf_image(images=[image], return_tensors="np")
+  n = int(ref["image_grid_thw"][0].prod()) // hf_image.merge_size**2
+  expanded = text.replace("<|image_pad|>", "<|placeholder|>" * n)
+  expanded = expanded.replace("<|placeholder|>", "<|image_pad|>")
+  ref_ids = hf_tok(expanded)["input_ids"]
+  np.testing.assert_array_equal(batch["input_ids"][0][live], ref_ids)
+  np.testing.assert_array_equal(batch["pixel_values"], ref["pixel_values"])
+  np.testing.assert_array_equal(batch["image_grid_thw"], ref["image_grid_thw"])
+
+
+def prepare_messages(prepare, row):
+  from emojax.data import prompts
+
+  return prompts.messages(prepare._prompt(row, True), image=True)
+
+
+def test_rollout_left_padded_with_host_labels(tok):
+  rows = [_row(i, labels=[b"sadness"], AUs=[b"AU1"]) for i in range(3)]
+  cfg = _cfg(shuffle=False, batch_size=3, example={"mode": "rollout"})
+  batch = _batches(rows, tok, cfg)[0]
+  assert "loss_mask" not in batch
+  mask = batch["attention_mask"]
+  assert (mask[:, -1] == 1).all() and (mask[:, 0] == 0).all()
+  assert batch["labels"] == [["sadness"]] * 3
+  assert batch["AUs"] == [["AU1"]] * 3
+  # Prompts end with the generation prompt, ready for decoding.
+  last = tok.decode(batch["input_ids"][0][mask[0] == 1][-8:])
+  assert last.endswith("<|im_start|>assistant\n")
+
+
+def test_text_rows_have_no_images(tok):
+  rows = [
+    _row(i, image=b"", text=b"i feel fine", labels=[b"joy"]) for i in range(2)
+  ]
+  batch = _batches(rows, tok, _cfg(shuffle=False))[0]
+  assert batch["pixel_values"].shape == (0, 3 * 2 * 14 * 14)
+  assert batch["image_grid_thw"].shape == (0, 3)
+  assert not (batch["input_ids"] == tok.image_pad_id).any()
+
+
+def test_packing_segments(tok):
+  rows = [_row(i) for i in range(6)]
+  cfg = _cfg(shuffle=False, packing=True, example={"max_len": 700})
+  batches = _batches(rows, tok, cfg)
+  lines = [line for b in batches for line in b["line"]]
+  assert lines == [1, 2, 3, 4, 5, 6]
+  first = batches[0]
+  seg = first["segment_ids"]
+  assert seg.max() >= 2  # at least one row holds two examples
+  for r in range(seg.shape[0]):
+    for s in range(1, seg[r].max() + 1):
+      pos = first["positions"][r][seg[r] == s]
+      np.testing.assert_array_equal(pos, np.arange(len(pos)))
+  n_pads = int((first["input_ids"] == tok.image_pad_id).sum())
+  assert n_pads == first["image_grid_thw"].prod(axis=1).sum() // 4
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_process_shards_disjoint_and_covering(tok, shuffle):
+  rows = [_row(i, image=b"", text=b"ok") for i in range(10)]
+  seen = []
+  for index in range(3):
+    shard = pipeline.grain.sharding.ShardOptions(index, 3)
+    cfg = _cfg(shuffle=shuffle, batch_size=1, example={"mode": "rollout"})
+    seen.append([x for b in _batches(rows, tok, cfg, shard) for x in b["line"]])
+  flat = [x for s in seen for x in s]
+  assert sorted(flat) == list(range(1, 11))
+
+
+@pytest.mark.parametrize("packing", [False, True])
+def test_exact_resume_mid_epoch(tok, packing):
+  rows = [_row(i) for i in range(9)]
+  rows[3]["image"] = b"not an image"
+  cfg = _cfg(
+    seed=3,
+    packing=packing,
+    on_bad_example="skip",
+    example={"max_len": 700},
+  )
+  ds = pipeline.make_dataset(rows, tok, cfg, _one_shard())
+  it = iter(ds)
+  next(it)
+  state = it.get_state()
+  rest = list(it)
+  resumed = iter(ds)
+  resumed.set_state(state)
+  again = list(resumed)
+  assert len(rest) == len(again) > 0
+  for a, b in zip(rest, again, strict=True):
+    assert a["line"] == b["line"]
+    np.testing.assert_array_equal(a["input_ids"], b["input_ids"])
+    np.testing.assert_array_equal(a["pixel_values"], b["pixel_values"])
+  assert it.bad_examples.count == resumed.bad_examples.count == 1
+
+
+def test_bad_rows_skip_counts_and_reports(tok):
+  rows = [
+    _row(0),
+    _row(1, image=b"\x89PNG broken"),
+    _row(2, description=b""),
+    _row(3),
+  ]
+  it = iter(
+    pipeline.make_dataset(
+      rows, tok, _cfg(shuffle=False, on_bad_example="skip"), _one_shard()
+    )
+  )
+  batches = list(it)
+  assert [b["line"] for b in batches] == [[1, 4]]
+  log = it.bad_examples
+  assert log.metrics() == {"data/bad_examples": 2}
+  assert log.reasons[0].startswith("fixture.jsonl:2 field 'image'")
+  assert "cannot decode" in log.reasons[0]
+  assert log.reasons[1].startswith("fixture.jsonl:3 field 'description'")
+  assert "skipped 2" in log.report()
+
+
+def test_too_long_fails_with_row_and_fix(tok):
+  cfg = _cfg(shuffle=False, example={"max_len": 64})
+  with pytest.raises(
+    errors.BadExampleError, match=r"fixture\.jsonl:1.*max_len"
+  ):
+    _batches([_row(0)], tok, cfg)
+
+
+def test_bad_policy_name_refused(tok):
+  with pytest.raises(ValueError, match="on_bad_example='drop'"):
+    pipeline.make_dataset([_row(0)], tok, _cfg(on_bad_example="drop"))

@@ -1,0 +1,133 @@
+"""fused_logprobs (Pallas, interpret) and chunked_logprobs (XLA) vs twin.
+
+The twin (materialised logits) is checked against torch's log_softmax;
+the GRPO loss through the fused path equals the loss through the twin.
+"""
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+import torch
+
+from emojax.kernels import chunked_logprobs, fused_logprobs, fused_logprobs_ref
+from emojax.rl import loss as rl_loss
+
+# Odd sizes: V = 75 is no multiple of the vocab tile, B*T = 26 of the token
+# tile.
+B, T, D, V = 2, 13, 24, 75
+
+
+def _inputs(dtype=jnp.float32, seed=0):
+  ks = jax.random.split(jax.random.key(seed), 4)
+  h = jax.random.normal(ks[0], (B, T, D), dtype)
+  w = (jax.random.normal(ks[1], (D, V)) * 0.5).astype(dtype)
+  t = jax.random.randint(ks[2], (B, T), 0, V)
+  g = jax.random.normal(ks[3], (2, B, T))
+  return h, w, t, g
+
+
+def _value_and_grads(fn, h, w, t, g, **kw):
+  @jax.jit
+  def run(h, w, g):
+    out, vjp = jax.vjp(lambda h, w: fn(h, w, t, temperature=0.7, **kw), h, w)
+    return out, vjp((g[0], g[1]))
+
+  return run(h, w, g)
+
+
+IMPLS = [
+  ("pallas", fused_logprobs, dict(interpret=True)),
+  ("chunked", chunked_logprobs, dict(block_t=8, block_v=32)),
+]
+
+
+@pytest.mark.parametrize("name,fn,kw", IMPLS, ids=[i[0] for i in IMPLS])
+@pytest.mark.parametrize(
+  "dtype,atol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)]
+)
+def test_matches_twin_values_and_grads(name, fn, kw, dtype, atol):
+  h, w, t, g = _inputs(dtype)
+  (logp, ent), grads = _value_and_grads(fn, h, w, t, g, **kw)
+  (logp_r, ent_r), grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g)
+  assert logp.shape == ent.shape == (B, T) and logp.dtype == jnp.float32
+  np.testing.assert_allclose(logp, logp_r, atol=atol, rtol=atol)
+  np.testing.assert_allclose(ent, ent_r, atol=atol, rtol=atol)
+  for x, x_r in zip(grads, grads_r, strict=True):
+    assert x.dtype == dtype
+    scale = max(float(jnp.abs(x_r.astype(jnp.float32)).max()), 1.0)
+    err = float(jnp.abs(x.astype(jnp.float32) - x_r.astype(jnp.float32)).max())
+    assert err <= 2 * atol * scale, (name, err)
+
+
+def test_twin_matches_torch():
+  h, w, t, _ = _inputs()
+  logp, ent = fused_logprobs_ref(h, w, t, temperature=0.7)
+  z = torch.tensor(np.asarray(jnp.einsum("btd,dv->btv", h, w))) / 0.7
+  lp = torch.log_softmax(z.double(), -1)
+  want_logp = lp.gather(-1, torch.tensor(np.asarray(t))[..., None])[..., 0]
+  want_ent = -(lp.exp() * lp).sum(-1)
+  np.testing.assert_allclose(logp, want_logp.numpy(), atol=1e-5, rtol=1e-5)
+  np.testing.assert_allclose(ent, want_ent.numpy(), atol=1e-5, rtol=1e-5)
+
+
+def test_grpo_loss_with_fused_logprobs_equals_materialised():
+  h, w, t, _ = _inputs()
+  rng = np.random.default_rng(0)
+  adv = jnp.asarray(rng.normal(size=B), jnp.float32)
+  mask = jnp.asarray(rng.random((B, T)) > 0.2, jnp.float32)
+  old = jnp.asarray(rng.normal(size=(B, T)) * 0.1 - 4.0, jnp.float32)
+  cfg = ml_collections.ConfigDict(
+    dict(loss_type="dapo", beta=0.0, epsilon=0.2, entropy_coef=0.01)
+  )
+
+  def loss(fn, **kw):
+    def f(h, w):
+      logp, ent = fn(h, w, t, temperature=0.7, **kw)
+      return rl_loss.grpo_loss(logp, old, None, adv, mask, cfg, entropy_BT=ent)[
+        0
+      ]
+
+    return jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
+
+  got, got_g = loss(chunked_logprobs, block_t=8, block_v=32)(h, w)
+  want, want_g = loss(fused_logprobs_ref)(h, w)
+  np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
+  for x, y in zip(got_g, want_g, strict=True):
+    np.testing.assert_allclose(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_bad_shapes_are_named():
+  h, w, t, _ = _inputs()
+  with pytest.raises(ValueError, match="transposed"):
+    chunked_logprobs(h, w.T, t)
+  with pytest.raises(ValueError, match="targets must be"):
+    fused_logprobs(h, w, t[:, :3], interpret=True)
+
+
+@pytest.mark.gpu
+def test_on_gpu_matches_twin():
+  if jax.default_backend() != "gpu":
+    pytest.skip("needs a GPU")
+  ks = jax.random.split(jax.random.key(1), 4)
+  h = jax.random.normal(ks[0], (3, 333, 512), jnp.bfloat16)
+  w = (jax.random.normal(ks[1], (512, 50000)) * 0.05).astype(jnp.bfloat16)
+  t = jax.random.randint(ks[2], (3, 333), 0, 50000)
+  g = jax.random.normal(ks[3], (2, 3, 333))
+
+  def run(fn):
+    @jax.jit
+    def f(h, w, g):
+      out, vjp = jax.vjp(lambda h, w: fn(h, w, t), h, w)
+      return out, vjp((g[0], g[1]))
+
+    return f(h, w, g)
+
+  (logp, ent), grads = run(fused_logprobs)
+  (logp_r, ent_r), grads_r = run(fused_logprobs_ref)
+  np.testing.assert_allclose(logp, logp_r, atol=5e-2, rtol=2e-2)
+  np.testing.assert_allclose(ent, ent_r, atol=5e-2, rtol=2e-2)
+  for x, y in zip(grads, grads_r, strict=True):
+    x, y = x.astype(jnp.float32), y.astype(jnp.float32)
+    assert float(jnp.abs(x - y).max()) <= 3e-2 * float(jnp.abs(y).max())

@@ -1,0 +1,167 @@
+"""launch/eval.py --predictions on a fixture: known numbers and files."""
+
+import base64
+import importlib.util
+import json
+import os
+import pathlib
+import re
+
+import numpy as np
+import pytest
+from absl import flags
+from PIL import Image
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+def _load():
+  spec = importlib.util.spec_from_file_location(
+    "eval_launch", ROOT / "launch" / "eval.py"
+  )
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+eval_launch = _load()
+
+# (completion, labels, AUs, confidence); numbers worked out by hand below.
+FIXTURE = [
+  (
+    "<think>cheeks raised (AU6), lip corners pulled (AU12)</think>"
+    "<answer>happy</answer>",
+    ["happiness"], ["AU6", "AU12"], 0.9,
+  ),
+  (
+    "<think>brows lowered (AU4), lids tight (AU7)</think><answer>anger"
+    "</answer>",
+    ["anger"], ["AU4", "AU5", "AU7", "AU23"], 0.8,
+  ),
+  (
+    "<think>inner brows up (AU1), lip corners down (AU15)</think>"
+    "<answer>fear</answer>",
+    ["sadness"], ["AU1", "AU4", "AU15"], 0.6,
+  ),
+  ("The face is surprised.", ["surprise"], ["AU1", "AU2", "AU5", "AU26"], None),
+  (
+    "<think>jaw drop (AU26) and brows up (AU1, AU2)</think>"
+    "<answer>surprise</answer>",
+    ["surprise"], ["AU1", "AU2", "AU5", "AU26"], 0.7,
+  ),
+  (
+    "<think>relaxed face</think><answer>neutral</answer>",
+    ["neutral"], [], 0.95,
+  ),
+]  # fmt: skip
+
+KNOWN = {
+  "count": 6,
+  "emotion/accuracy": 4 / 6,
+  "emotion/uar": 3.5 / 5,
+  "emotion/macro_f1": (1 + 1 + 0 + 2 / 3 + 1) / 5,
+  "emotion/weighted_f1": (1 + 1 + 0 + 2 * 2 / 3 + 1) / 6,
+  "emotion/unparseable_rate": 1 / 6,
+  # Per AU: 1: .8, 2/4/26: 2/3, 5/23: 0, 6/7/12/15: 1.
+  "au/macro_f1": (0.8 + 3 * 2 / 3 + 4) / 10,
+  "au/micro_f1": 18 / 26,
+  "au/count": 5,
+  "format/valid_rate": 5 / 6,
+  # emfacs F1 of the named diagnostic AUs with the answer's prototype.
+  "facs/consistency": (1 + 2 / 3 + 0.25 + 0 + 6 / 7 + 1) / 6,
+  "confidence/coverage": 5 / 6,
+  "confidence/brier": (0.01 + 0.04 + 0.36 + 0.09 + 0.0025) / 5,
+  "confidence/ece": (0.075 * 2 + 0.2 + 0.6 + 0.3) / 5,
+  "confidence/auroc": 1.0,
+  "reasoning/rouge_l": 1.0,
+  "reasoning/count": 1,
+}
+
+
+def _write_fixture(folder: pathlib.Path) -> pathlib.Path:
+  (folder / "images").mkdir(parents=True)
+  path = folder / "preds.jsonl"
+  with open(path, "w") as f:
+    for i, (completion, labels, aus, conf) in enumerate(FIXTURE):
+      Image.fromarray(np.full((8, 8, 3), 30 * i, np.uint8)).save(
+        folder / "images" / f"{i}.png"
+      )
+      row = {"completion": completion, "labels": labels, "AUs": aus}
+      row["image"] = f"{i}.png"
+      if conf is not None:
+        row["confidence"] = conf
+      if i == 0:
+        row["description"] = completion
+      f.write(json.dumps(row) + "\n\n")  # Blank lines are skipped.
+  return path
+
+
+def _run(*args: str) -> int:
+  flags.FLAGS.unparse_flags()
+  argv = flags.FLAGS(["eval.py", *args])
+  return eval_launch.main(argv)
+
+
+@pytest.fixture(scope="module")
+def fixture_dir(tmp_path_factory):
+  return tmp_path_factory.mktemp("fixture")
+
+
+def test_predictions_give_known_numbers(fixture_dir, tmp_path, capsys):
+  preds = _write_fixture(fixture_dir / "a")
+  out = tmp_path / "out"
+  assert _run(f"--predictions={preds}", f"--out={out}") == 0
+  got = json.loads((out / "metrics.json").read_text())
+  for key, want in KNOWN.items():
+    assert got[key] == pytest.approx(want), key
+  assert got["au/f1/AU1"] == pytest.approx(0.8)
+  assert got["emotion/recall/surprise"] == pytest.approx(0.5)
+  summary = capsys.readouterr().out
+  assert "Emotion accuracy (WAR)    0.667" in summary
+  report = (out / "report.md").read_text()
+  for png in ("confusion.png", "au_f1.png", "reliability.png"):
+    assert f"]({png})" in report
+    assert Image.open(out / png).size[0] > 200
+
+
+def _srcs(page: str) -> list[str]:
+  return re.findall(r'<img src="([^"]+)"', page)
+
+
+def test_html_embeds_or_links_existing_images(fixture_dir, tmp_path):
+  preds = _write_fixture(fixture_dir / "b")
+  out = tmp_path / "linked"
+  assert _run(f"--predictions={preds}", f"--out={out}", "--noembed_images") == 0
+  page = (out / "completions.html").read_text()
+  srcs = _srcs(page)
+  assert len(srcs) == 3 + len(FIXTURE)  # Three plots, one face per row.
+  for src in srcs:
+    assert not src.startswith(("http:", "https:", "/"))
+    assert (out / src).is_file(), src
+  assert "http" not in page  # Self-contained: nothing fetched.
+  for name, n in (("All", 6), ("Wrong answer", 2), ("Invalid format", 1)):
+    assert f"{name} ({n})</button>" in page
+  assert page.count('data-wrong="1"') == 2
+
+  out = tmp_path / "embedded"
+  assert _run(f"--predictions={preds}", f"--out={out}") == 0
+  srcs = _srcs((out / "completions.html").read_text())
+  assert len(srcs) == 3 + len(FIXTURE)
+  for src in srcs:
+    head, data = src.split(",", 1)
+    assert head == "data:image/png;base64"
+    assert base64.b64decode(data).startswith(b"\x89PNG")
+
+
+def test_bad_inputs_say_where_and_how(tmp_path, capsys):
+  bad = tmp_path / "bad.jsonl"
+  bad.write_text('{"completion": "x", "AUs": ["AU6"]}\n{"labels": ["sad"]}\n')
+  assert _run(f"--predictions={bad}", f"--out={tmp_path / 'o'}") == 2
+  err = capsys.readouterr().err
+  assert f"{bad}:2" in err and "`completion`" in err
+  bad.write_text('{"completion": "x", "AUs": ["smile"]}\n')
+  assert _run(f"--predictions={bad}", f"--out={tmp_path / 'o'}") == 2
+  assert f"{bad}:1: `AUs`" in capsys.readouterr().err
+  assert _run(f"--out={tmp_path / 'o'}") == 2
+  assert "pick exactly one" in capsys.readouterr().err
+  assert not os.path.exists(tmp_path / "o")

@@ -1,0 +1,166 @@
+"""launch/make_data.py: layout, relative image paths, splits, bad flags."""
+
+import dataclasses
+import importlib.util
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from emojax.data import synth
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "launch" / "make_data.py"
+
+
+def _load():
+  spec = importlib.util.spec_from_file_location("make_data", SCRIPT)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module
+
+
+make_data = _load()
+# Worker processes find the pool's function by module name.
+sys.modules["make_data"] = make_data
+
+
+def _rows(path: pathlib.Path) -> list[dict]:
+  return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory):
+  out = tmp_path_factory.mktemp("parent") / "facs"
+  spec = make_data.Spec("facs_synth", str(out), 10, 4, num_sft=3, seed=7)
+  assert make_data.make_data(spec) == out
+  return out
+
+
+def test_layout_and_rows(written):
+  names = sorted(p.name for p in written.iterdir())
+  assert names == [
+    "contact_sheet.png",
+    "images",
+    "sft.jsonl",
+    "test.jsonl",
+    "train.jsonl",
+  ]
+  train, test = _rows(written / "train.jsonl"), _rows(written / "test.jsonl")
+  sft = _rows(written / "sft.jsonl")
+  assert (len(train), len(test), len(sft)) == (10, 4, 3)
+  for row in train + test:
+    assert set(row) == {"image", "labels", "AUs", "caption"}
+  for row in sft:
+    assert set(row) == {"image", "labels", "AUs", "caption", "description"}
+  # Nothing left beside the output (the temporary folder was renamed).
+  assert [p.name for p in written.parent.iterdir()] == ["facs"]
+
+
+def test_rows_match_make_example_and_images_load(written):
+  for split in ("train", "test"):
+    seed = synth.split_seed(7, split)
+    for i, row in enumerate(_rows(written / f"{split}.jsonl")):
+      assert not pathlib.PurePath(row["image"]).is_absolute()
+      image = np.asarray(Image.open(written / row["image"]))
+      ex = synth.make_example(seed, i, size=64)
+      np.testing.assert_array_equal(image, ex["image"])
+      assert row["labels"] == ex["labels"] and row["AUs"] == ex["AUs"]
+
+
+def test_sft_is_train_subset_disjoint_from_test(written):
+  train = _rows(written / "train.jsonl")
+  test_images = {r["image"] for r in _rows(written / "test.jsonl")}
+  for k, row in enumerate(_rows(written / "sft.jsonl")):
+    assert row["image"] == train[k]["image"]
+    assert row["image"] not in test_images
+    ex = synth.make_example(synth.split_seed(7, "train"), k, reasoning=True)
+    assert row["description"] == ex["description"]
+  pixels = lambda p: np.asarray(Image.open(written / p)).tobytes()
+  train_pixels = {pixels(r["image"]) for r in train}
+  assert not train_pixels & {pixels(p) for p in test_images}
+
+
+def test_contact_sheet_is_an_image(written):
+  sheet = Image.open(written / "contact_sheet.png")
+  assert sheet.width >= 6 * 64 and sheet.height >= 2 * 64
+
+
+@pytest.mark.parametrize(
+  "change, message",
+  [
+    ({"dataset": "rafdb"}, "--dataset='rafdb' is unknown"),
+    ({"num_train": -1}, r"--num_train=-1 must be in"),
+    ({"num_sft": 11}, r"--num_sft=11 must be in \[0, --num_train=10\]"),
+    ({"num_train": 0, "num_test": 0}, "nothing to write"),
+    ({"size": 8}, r"--size=8 must be in \[16, 1024\]"),
+    ({"seed": -3}, "--seed=-3"),
+  ],
+)
+def test_bad_flags_name_the_flag(tmp_path, change, message):
+  spec = make_data.Spec("facs_synth", str(tmp_path / "x"), 10, 2)
+  with pytest.raises(ValueError, match=message):
+    make_data.validate(dataclasses.replace(spec, **change))
+
+
+def test_bad_out_dirs(tmp_path):
+  spec = make_data.Spec("facs_synth", str(tmp_path), 1, 1)
+  with pytest.raises(ValueError, match="already exists; pass --overwrite"):
+    make_data.validate(spec)
+  missing = dataclasses.replace(spec, out=str(tmp_path / "a" / "b"))
+  with pytest.raises(ValueError, match="parent folder .* does not exist"):
+    make_data.validate(missing)
+
+
+def test_unwritable_out_dir(tmp_path):
+  locked = tmp_path / "locked"
+  locked.mkdir(mode=0o500)
+  try:
+    if os.access(locked, os.W_OK):
+      pytest.skip("running as root: folder permissions do not apply")
+    spec = make_data.Spec("facs_synth", str(locked / "out"), 1, 1)
+    with pytest.raises(ValueError, match="cannot write in"):
+      make_data.validate(spec)
+  finally:
+    locked.chmod(0o700)
+
+
+def test_workers_write_the_same_files(tmp_path):
+  one = make_data.Spec("facs_synth", str(tmp_path / "one"), 6, 2, num_sft=2)
+  two = dataclasses.replace(one, out=str(tmp_path / "two"), workers=2)
+  make_data.make_data(one)
+  make_data.make_data(two)
+  for name in ("train.jsonl", "test.jsonl", "sft.jsonl"):
+    assert (tmp_path / "one" / name).read_text() == (
+      tmp_path / "two" / name
+    ).read_text()
+
+
+def test_overwrite_replaces_atomically(tmp_path):
+  out = tmp_path / "d"
+  spec = make_data.Spec("facs_synth", str(out), 2, 1, size=32)
+  make_data.make_data(spec)
+  make_data.make_data(dataclasses.replace(spec, num_train=3, overwrite=True))
+  assert len(_rows(out / "train.jsonl")) == 3
+  assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_command_line(tmp_path):
+  out = tmp_path / "cli"
+  run = lambda *flags: subprocess.run(
+    [sys.executable, str(SCRIPT), *flags],
+    capture_output=True,
+    text=True,
+    cwd=ROOT,
+    timeout=120,
+  )
+  ok = run(f"--out={out}", "--num_train=3", "--num_test=1", "--num_sft=1")
+  assert ok.returncode == 0, ok.stderr
+  assert len(_rows(out / "sft.jsonl")) == 1
+  bad = run(f"--out={tmp_path / 'x'}", "--num_train=1", "--num_sft=2")
+  assert bad.returncode == 2 and "--num_sft=2" in bad.stderr

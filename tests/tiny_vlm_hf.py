@@ -1,0 +1,149 @@
+"""A tiny random Qwen2.5-VL in transformers, and a mixed image/text batch."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import transformers
+
+from emojax.hf import qwen2_5_vl as hf_vl
+from emojax.model import config as config_lib
+from emojax.model import vlm
+
+VOCAB = 512
+
+
+def hf_config(cfg: config_lib.ModelConfig) -> transformers.Qwen2_5_VLConfig:
+  """transformers' config for an emojax Qwen2.5-VL config (fp32)."""
+  v = cfg.vision
+  return transformers.Qwen2_5_VLConfig(
+    text_config=dict(
+      vocab_size=cfg.vocab_size,
+      hidden_size=cfg.hidden_size,
+      intermediate_size=cfg.intermediate_size,
+      num_hidden_layers=cfg.num_layers,
+      num_attention_heads=cfg.num_heads,
+      num_key_value_heads=cfg.num_kv_heads,
+      max_position_embeddings=cfg.max_position_embeddings,
+      rms_norm_eps=cfg.rms_norm_eps,
+      rope_parameters=dict(
+        rope_type="default",
+        rope_theta=cfg.rope_theta,
+        mrope_section=list(cfg.mrope_section),
+      ),
+      bos_token_id=None,
+      eos_token_id=cfg.eos_token_ids[0],
+    ),
+    vision_config=dict(
+      depth=v.depth,
+      hidden_size=v.hidden_size,
+      intermediate_size=v.intermediate_size,
+      num_heads=v.num_heads,
+      patch_size=v.patch_size,
+      window_size=v.window_size,
+      fullatt_block_indexes=list(v.fullatt_block_indexes),
+      out_hidden_size=v.out_hidden_size,
+    ),
+    image_token_id=cfg.image_token_id,
+    video_token_id=cfg.video_token_id,
+    vision_start_token_id=cfg.vision_start_token_id,
+    vision_end_token_id=cfg.vision_start_token_id + 1,
+    tie_word_embeddings=cfg.tie_embeddings,
+  )
+
+
+def model(cfg=None, seed: int = 0):
+  """A random fp32 `Qwen2_5_VLForConditionalGeneration`, norms/biases too."""
+  cfg = cfg or config_lib.tiny_vlm(VOCAB)
+  torch.manual_seed(seed)
+  m = transformers.Qwen2_5_VLForConditionalGeneration(hf_config(cfg)).eval()
+  with torch.no_grad():
+    for name, p in m.named_parameters():
+      # Defaults (norm 1, bias 0) would hide a swapped norm or dropped bias.
+      if "norm" in name or "ln_q" in name or name.endswith(".bias"):
+        p.copy_(1.0 + 0.2 * torch.randn_like(p))
+  return m
+
+
+def emojax_params(cfg, hf_model):
+  """The same weights through emojax's in-memory importer."""
+  sd = {k: v.detach().numpy() for k, v in hf_model.state_dict().items()}
+  return hf_vl.from_tensors(cfg, sd)
+
+
+def images(seed: int = 0) -> list[np.ndarray]:
+  """Two faces of different sizes and aspect ratios (uint8 RGB)."""
+  rng = np.random.RandomState(seed)
+  return [
+    rng.randint(0, 256, (64, 48, 3), np.uint8),
+    rng.randint(0, 256, (40, 72, 3), np.uint8),
+  ]
+
+
+def processor(cfg):
+  v = cfg.vision
+  return transformers.Qwen2VLImageProcessorPil(
+    patch_size=v.patch_size,
+    merge_size=v.spatial_merge_size,
+    temporal_patch_size=v.temporal_patch_size,
+    min_pixels=16 * 16,
+    max_pixels=96 * 96,
+  )
+
+
+def batch(cfg, seed: int = 0, T: int = 40) -> dict:
+  """Row 0: left-padded image A + text; rows 1, 3: text only (3 left
+  padded); row 2: text + image B, right padded. Numpy, in HF's names."""
+  out = processor(cfg)(images=images(seed), return_tensors="np")
+  grid = out["image_grid_thw"]
+  rng = np.random.RandomState(seed)
+  start = cfg.vision_start_token_id
+
+  def text(n):
+    return rng.randint(1, cfg.vocab_size - 8, n).tolist()
+
+  def img(j):
+    ids = [start, cfg.image_token_id, start + 1]
+    return vlm.expand_image_placeholders(cfg, ids, grid[j : j + 1])
+
+  rows = [
+    text(3) + img(0) + text(5),
+    text(17),
+    text(4) + img(1) + text(2),
+    text(T - 6),
+  ]
+  ids = np.zeros((len(rows), T), np.int64)
+  mask = np.zeros((len(rows), T), np.int64)
+  for b, row in enumerate(rows):
+    s = T - len(row) if b in (0, 3) else 0
+    ids[b, s : s + len(row)] = row
+    mask[b, s : s + len(row)] = 1
+  return {
+    "input_ids": ids,
+    "attention_mask": mask,
+    "pixel_values": out["pixel_values"].astype(np.float32),
+    "image_grid_thw": grid.astype(np.int64),
+  }
+
+
+def hf_logits(hf_model, cfg, b: dict) -> np.ndarray:
+  with torch.no_grad():
+    out = hf_model(**_torch(cfg, b))
+  return out.logits.numpy()
+
+
+def hf_rope_index(hf_model, cfg, b: dict) -> tuple[np.ndarray, np.ndarray]:
+  t = _torch(cfg, b)
+  pos, deltas = hf_model.model.get_rope_index(
+    t["input_ids"],
+    mm_token_type_ids=t["mm_token_type_ids"],
+    image_grid_thw=t["image_grid_thw"],
+    attention_mask=t["attention_mask"],
+  )
+  return pos.numpy(), deltas.numpy().reshape(-1)
+
+
+def _torch(cfg, b: dict) -> dict:
+  t = {k: torch.as_tensor(v) for k, v in b.items()}
+  t["mm_token_type_ids"] = (t["input_ids"] == cfg.image_token_id).int()
+  return t
