@@ -32,7 +32,7 @@ def _data() -> ml_collections.ConfigDict:
   d.image_size = 64  # facs_synth: face side in pixels.
   d.min_pixels = 32 * 32  # Image budget (Qwen2.5-VL smart resize).
   d.max_pixels = 64 * 64
-  d.max_len = 192  # Tokens per example incl. image tokens (never cut).
+  d.max_len = 256  # Tokens per example incl. image tokens (never cut).
   d.emotions = ("anger", "happiness", "sadness", "neutral", "disgust",
                 "surprise", "fear")  # Facial-R1's default label list.
   d.au_definitions = False  # Long AU glossary in the prompt (real runs).
@@ -112,6 +112,7 @@ def _synthesize() -> ml_collections.ConfigDict:
   s.batch_size = 32  # Prompts per decode batch.
   s.max_retry = 5  # Feedback retries per row (Facial-R1: 5).
   s.max_new_tokens = 96  # Greedy decode budget per attempt.
+  s.max_prompt_len = 768  # Prompt + ground truth + retry feedback tokens.
   return s
 
 

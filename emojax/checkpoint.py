@@ -133,11 +133,13 @@ class RunCheckpoints:
     )
     return out["progress"]
 
-  def restore_state(self, step: int, target):
-    """`target`: a tree of arrays or ShapeDtypeStructs with shardings."""
-    abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
+  def restore_state(self, step: int, target=None):
+    """`target`: a tree of arrays or ShapeDtypeStructs with shardings to
+    restore into; None restores the saved tree as it was written."""
+    if target is not None:
+      target = jax.tree.map(ocp.utils.to_shape_dtype_struct, target)
     out = self.manager.restore(
-      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract))
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(target))
     )
     return out["state"]
 

@@ -193,6 +193,11 @@ _ACTIVE: contextvars.ContextVar[tuple[Mesh, dict] | None] = (
 )
 
 
+def active() -> tuple[Mesh, dict] | None:
+  """The (mesh, rules) `use_rules` activated, or None outside it."""
+  return _ACTIVE.get()
+
+
 @contextlib.contextmanager
 def use_rules(mesh: Mesh, rules=None) -> Iterator[None]:
   """Activates `constrain` for code traced inside this block."""

@@ -30,57 +30,91 @@ from emojax.data import facs, wheel
 from emojax.data import tokenizer as tokenizer_lib
 from emojax.eval import compare, decode, html, predictions, report, score
 
+# Own flag set, so loading this module beside other launch scripts (tests)
+# cannot clash on shared names like --out.
+FLAGS = flags.FlagValues()
+
 _PREDICTIONS = flags.DEFINE_string(
-  "predictions", None, "Predictions JSONL to score."
+  "predictions", None, "Predictions JSONL to score.", flag_values=FLAGS
 )
 _CHECKPOINT = flags.DEFINE_string(
-  "checkpoint", None, "emojax params checkpoint or Hugging Face folder."
+  "checkpoint",
+  None,
+  "emojax params checkpoint or Hugging Face folder.",
+  flag_values=FLAGS,
 )
 _CONFIG = config_flags.DEFINE_config_file(
-  "config", None, "Experiment config; its `rl` sampling settings are used."
+  "config",
+  None,
+  "Experiment config; its `rl` sampling settings are used.",
+  flag_values=FLAGS,
 )
 _COMPARE = flags.DEFINE_bool(
-  "compare", False, "Compare the folders given as arguments."
+  "compare", False, "Compare the folders given as arguments.", flag_values=FLAGS
 )
-_OUT = flags.DEFINE_string("out", None, "Output folder.")
-_SPLIT = flags.DEFINE_string("split", "test", "Split to decode.")
+_OUT = flags.DEFINE_string("out", None, "Output folder.", flag_values=FLAGS)
+_SPLIT = flags.DEFINE_string(
+  "split", "test", "Split to decode.", flag_values=FLAGS
+)
 _DATA_DIR = flags.DEFINE_string(
-  "data_dir", None, "Facial-R1-layout folder (make_data's --out) to decode."
+  "data_dir",
+  None,
+  "Facial-R1-layout folder (make_data's --out) to decode.",
+  flag_values=FLAGS,
 )
 _TOKENIZER = flags.DEFINE_string(
   "tokenizer",
   None,
   "Tokenizer folder (default: the checkpoint's, else "
   "emojax's default tokenizer).",
+  flag_values=FLAGS,
 )
 _NUM_SAMPLES = flags.DEFINE_integer(
-  "num_samples", 1, "Completions per prompt; 1 decodes greedily."
+  "num_samples",
+  1,
+  "Completions per prompt; 1 decodes greedily.",
+  flag_values=FLAGS,
 )
 _MAX_NEW_TOKENS = flags.DEFINE_integer(
-  "max_new_tokens", None, "Tokens per completion (default: config, or 256)."
+  "max_new_tokens",
+  None,
+  "Tokens per completion (default: config, or 256).",
+  flag_values=FLAGS,
 )
 _TEMPERATURE = flags.DEFINE_float(
-  "temperature", None, "Sampling temperature when --num_samples > 1."
+  "temperature",
+  None,
+  "Sampling temperature when --num_samples > 1.",
+  flag_values=FLAGS,
 )
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 8, "Prompts per batch.")
-_MAX_LEN = flags.DEFINE_integer("max_len", 2048, "Prompt tokens, max.")
-_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.")
+_BATCH_SIZE = flags.DEFINE_integer(
+  "batch_size", 8, "Prompts per batch.", flag_values=FLAGS
+)
+_MAX_LEN = flags.DEFINE_integer(
+  "max_len", 2048, "Prompt tokens, max.", flag_values=FLAGS
+)
+_SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.", flag_values=FLAGS)
 _LABEL_SET = flags.DEFINE_string(
   "label_set",
   None,
   "Valid answers: a facs.LABEL_SETS key (e.g. basic7); "
   "default: any emotion word emojax knows.",
+  flag_values=FLAGS,
 )
 _WHEELS_DIR = flags.DEFINE_string(
   "wheels_dir",
   None,
   "AffectGPT's wheel files for the EW metric (default: "
   "emojax's Parrott wheel).",
+  flag_values=FLAGS,
 )
 _EMBED = flags.DEFINE_bool(
-  "embed_images", True, "Embed images in completions.html (else link them)."
+  "embed_images",
+  True,
+  "Embed images in completions.html (else link them).",
+  flag_values=FLAGS,
 )
-_TITLE = flags.DEFINE_string("title", None, "Report title.")
+_TITLE = flags.DEFINE_string("title", None, "Report title.", flag_values=FLAGS)
 
 
 class UsageError(ValueError):
@@ -197,5 +231,10 @@ def main(argv: list[str]) -> int:
   return 0
 
 
+def _parse(argv: list[str]) -> list[str]:
+  flags.FLAGS.mark_as_parsed()  # absl's own flags keep their defaults.
+  return FLAGS(argv)
+
+
 if __name__ == "__main__":
-  app.run(main)
+  app.run(main, flags_parser=_parse)

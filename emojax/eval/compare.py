@@ -66,13 +66,27 @@ def read_scalars(folder: str) -> dict[str, list[tuple[int, float]]]:
   return {tag: sorted(points) for tag, points in out.items()}
 
 
+def _started(folder: str) -> float:
+  """When the folder's first event file was opened: the name's timestamp
+  (`events.out.tfevents.<seconds>.<host>...`), as writers name them."""
+  times = []
+  for name in os.listdir(folder):
+    parts = name.split(".")
+    if "tfevents" in parts and parts.index("tfevents") + 1 < len(parts):
+      stamp = parts[parts.index("tfevents") + 1]
+      times.append(float(stamp) if stamp.isdigit() else float("inf"))
+  return min(times, default=float("inf"))
+
+
 def stages(workdir: str) -> dict[str, dict[str, list[tuple[int, float]]]]:
-  """stage name (folder relative to workdir, '.' for itself) -> scalars."""
-  found = {}
-  for root, _, files in sorted(os.walk(workdir)):
-    if any("tfevents" in f for f in files):
-      found[os.path.relpath(root, workdir)] = read_scalars(root)
-  return found
+  """stage name (folder relative to workdir, '.' for itself) -> scalars,
+  in the order the stages started."""
+  found = [
+    (_started(root), os.path.relpath(root, workdir), root)
+    for root, _, files in os.walk(workdir)
+    if any("tfevents" in f for f in files)
+  ]
+  return {name: read_scalars(root) for _, name, root in sorted(found)}
 
 
 def _match(tags: Sequence[str], keys: Sequence[str]) -> str | None:

@@ -76,9 +76,19 @@ def read_split(data_dir: str, split: str) -> list[dict]:
       "it holds."
     )
   with tempfile.TemporaryDirectory() as tmp:
-    builder = facial_r1.EmojaxFacialR1(data_dir=tmp, file_format="array_record")
+    # A manual_dir holding only this split (other files linked through), so
+    # other splits are neither built nor able to fail the build.
+    manual = os.path.join(tmp, "manual")
+    os.makedirs(manual)
+    for name in os.listdir(data_dir):
+      if not name.endswith(".jsonl") or name == f"{split}.jsonl":
+        src = os.path.join(os.path.abspath(data_dir), name)
+        os.symlink(src, os.path.join(manual, name))
+    builder = facial_r1.EmojaxFacialR1(
+      data_dir=os.path.join(tmp, "tfds"), file_format="array_record"
+    )
     builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(manual_dir=data_dir)
+      download_config=tfds.download.DownloadConfig(manual_dir=manual)
     )
     source = builder.as_data_source(split)
     rows = [source[i] for i in range(len(source))]

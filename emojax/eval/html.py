@@ -33,7 +33,8 @@ header h1{margin:0 0 10px;font-size:20px;font-weight:600}
 .stat b{display:block;font-size:18px}.stat span{font-size:11px;opacity:.75}
 .plots{display:flex;gap:12px;flex-wrap:wrap;padding:14px 28px 0}
 .plots img{height:220px;background:#fff;border-radius:8px;padding:4px;
- box-shadow:0 1px 3px #0002}
+ box-shadow:0 1px 3px #0002;transition:height .15s}
+.plots img:hover{height:460px}
 nav{position:sticky;top:0;z-index:2;background:#f4f5f7ee;padding:12px 28px;
  display:flex;gap:8px;flex-wrap:wrap;border-bottom:1px solid #dde}
 nav button{border:1px solid #c5cbd6;background:#fff;border-radius:16px;

@@ -82,8 +82,12 @@ def _reward_table(
     "labels": [list(ex.labels) for ex in examples],
     "AUs": [list(ex.aus) for ex in examples],
   }
-  if label_set is not None:
-    batch["label_set"] = label_set
+  if label_set is not None:  # rewards take a set name, or one set per row
+    batch["label_set"] = (
+      label_set
+      if isinstance(label_set, str)
+      else [tuple(label_set)] * len(examples)
+    )
   table = dict(REWARDS)
   if wheels is not None:
     table["ew_f1"] = wheel_f1.make_ew_reward(wheels=wheels)

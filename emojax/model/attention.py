@@ -121,7 +121,7 @@ def pallas_attention(
   else:
     return None
   args = (q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS, q_index_BT)
-  active = sharding._ACTIVE.get()
+  active = sharding.active()
   if active is None:
     return fn(*args)
   mesh, rules = active

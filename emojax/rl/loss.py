@@ -212,7 +212,7 @@ def per_reward_token_weights(
   that. A reward whose mask is empty in a row contributes 0 to that row.
   """
   mask_BT = mask_BT.astype(jnp.float32)
-  masks_KBT = masks_KBT.astype(jnp.float32) * mask_BT
+  masks_KBT = masks_KBT.astype(jnp.float32) * mask_BT[None]
   n_KB1 = jnp.maximum(masks_KBT.sum(-1, keepdims=True), 1.0)
   share_BT = (masks_KBT / n_KB1).mean(0)
   return share_BT * jnp.maximum(mask_BT.sum(-1, keepdims=True), 1.0)

@@ -26,6 +26,8 @@ KNOWN_KEYS = (
   "pixel_values",
   "image_grid_thw",
 )
+# Keys a training batch may carry that do not affect generation.
+IGNORED_KEYS = ("loss_mask",)
 
 
 def _mask(batch: Mapping) -> tuple[np.ndarray, np.ndarray]:
@@ -82,7 +84,7 @@ def prepare(cfg: ModelConfig, batch: Mapping, bucket: int = 16) -> dict:
   Everything is int32/float32 numpy with width a multiple of `bucket`;
   `position_ids` is `[P, T]`, or `[3, P, T]` for prompts with images.
   """
-  unknown = sorted(set(batch) - set(KNOWN_KEYS))
+  unknown = sorted(set(batch) - set(KNOWN_KEYS) - set(IGNORED_KEYS))
   if unknown:
     raise ValueError(
       f"batch keys {unknown} are not used by generation; known keys: "

@@ -149,6 +149,19 @@ def _record(s: _Loop, tokens_B, logp_B, shaped_B, stop_ids, pad_id) -> _Loop:
   )
 
 
+def _empty(cache: KVCache, B: int, N: int, pad_id: int) -> _Loop:
+  return _Loop(
+    cache=cache,
+    tokens_BN=jnp.full((B, N), pad_id, jnp.int32),
+    mask_BN=jnp.zeros((B, N), jnp.int32),
+    logp_BN=jnp.zeros((B, N), jnp.float32),
+    shaped_BN=jnp.zeros((B, N), jnp.float32),
+    last_B=jnp.zeros((B,), jnp.int32),
+    done_B=jnp.zeros((B,), bool),
+    t=jnp.int32(0),
+  )
+
+
 def _run(params, cache: KVCache, inputs, rng, *, cfg: ModelConfig, st):
   """The whole rollout; see the module docstring."""
   rules_ctx = (
@@ -163,18 +176,11 @@ def _run(params, cache: KVCache, inputs, rng, *, cfg: ModelConfig, st):
     B = logits_BV.shape[0]
     keys_B = jax.random.split(rng, B)
     stop_ids = st.stop_ids or (-1,)
-    s = _Loop(
-      cache=cache,
-      tokens_BN=jnp.full((B, N), st.pad_id, jnp.int32),
-      mask_BN=jnp.zeros((B, N), jnp.int32),
-      logp_BN=jnp.zeros((B, N), jnp.float32),
-      shaped_BN=jnp.zeros((B, N), jnp.float32),
-      last_B=jnp.zeros((B,), jnp.int32),
-      done_B=jnp.zeros((B,), bool),
-      t=jnp.int32(0),
-    )
     s = _record(
-      s, *_draw(keys_B, 0, logits_BV, st.sampling), stop_ids, st.pad_id
+      _empty(cache, B, N, st.pad_id),
+      *_draw(keys_B, 0, logits_BV, st.sampling),
+      stop_ids,
+      st.pad_id,
     )
 
     def cond(s: _Loop):
@@ -229,6 +235,15 @@ def _cache_for(cfg, B, S, dtype, mesh, rules, device) -> tuple[tuple, KVCache]:
       )
     cache = jax.jit(make, out_shardings=out_shardings)()
   return key, cache
+
+
+def _mesh_of(params) -> jax.sharding.Mesh | None:
+  """The mesh params are sharded over, if they are (None on one device)."""
+  for leaf in jax.tree.leaves(params):
+    spec = getattr(leaf, "sharding", None)
+    if isinstance(spec, jax.sharding.NamedSharding) and spec.mesh.size > 1:
+      return spec.mesh
+  return None
 
 
 def _device_of(params) -> jax.Device:
@@ -302,9 +317,9 @@ def generate(
   `stop_token_ids` defaults to the model's EOS ids (`()` never stops early);
   `cache_dtype` defaults to the compute dtype (bfloat16 halves the cache);
   `decode_fn` (e.g. a tokenizer's `decode`) fills `Rollout.text`. With a
-  `mesh`, rows are sharded over the batch axes and the cache's KV heads over
-  the tensor axis (`rules` as in `emojax.sharding`); `params` must already
-  be placed on that mesh.
+  `mesh` (default: the one `params` are sharded over), rows are sharded
+  over the batch axes and the cache's KV heads over the tensor axis (`rules`
+  as in `emojax.sharding`); `params` must already be placed on that mesh.
   """
   if max_new_tokens < 1 or num_generations < 1:
     raise ValueError(
@@ -312,6 +327,7 @@ def generate(
       f"{num_generations} must both be >= 1."
     )
   cfg = model_config
+  mesh = mesh if mesh is not None else _mesh_of(params)
   st = _Static(
     sampling=sampling.SamplingParams(temperature, top_p, top_k, greedy),
     num_generations=num_generations,

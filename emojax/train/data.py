@@ -74,10 +74,12 @@ def image_config(model_cfg, cfg) -> ip.ImageProcessorConfig:
   )
 
 
-def example_config(model_cfg, cfg, mode, prompt, target) -> ExampleConfig:
+def example_config(
+  model_cfg, cfg, mode, prompt, target, max_len=None
+) -> ExampleConfig:
   return ExampleConfig(
     mode=mode,
-    max_len=cfg.max_len,
+    max_len=max_len or cfg.max_len,
     emotions=tuple(cfg.emotions),
     au_definitions=cfg.au_definitions,
     target=target,
@@ -99,8 +101,12 @@ def iterator(
   target: str = "description",
   epochs: int | None = None,
   shuffle: bool = True,
+  max_len: int | None = None,
 ):
-  """A checkpointable batch iterator over `source`."""
+  """A checkpointable batch iterator over `source`.
+
+  `max_len` overrides `cfg.max_len` (synthesis prompts are longer).
+  """
   pc = pipeline.PipelineConfig(
     batch_size=batch_size,
     seed=seed,
@@ -108,7 +114,7 @@ def iterator(
     num_epochs=epochs,
     drop_remainder=epochs is None,
     on_bad_example=cfg.on_bad_example,
-    example=example_config(model_cfg, cfg, mode, prompt, target),
+    example=example_config(model_cfg, cfg, mode, prompt, target, max_len),
   )
   return iter(pipeline.make_dataset(source, tokenizer, pc))
 

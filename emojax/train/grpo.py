@@ -55,13 +55,16 @@ def sample(params, cfg: ModelConfig, prompts, rng, rl, decode: Callable):
   )
 
 
-def score(prompts, ro, rl, step: int, table) -> tuple[np.ndarray, np.ndarray]:
+def score(
+  prompts, ro, rl, step: int, table, label_set
+) -> tuple[np.ndarray, np.ndarray]:
   """rewards_PGR (one part per configured name) and adv_PG."""
   G = rl.group_size
   rows = np.repeat(np.arange(len(prompts["input_ids"])), G)
   examples = {
     "labels": [prompts["labels"][r] for r in rows],
     "AUs": [prompts["AUs"][r] for r in rows],
+    "label_set": [tuple(label_set)] * len(rows),
     "completion_lengths": np.asarray(ro.lengths),
     "group_size": G,
     "step": step,

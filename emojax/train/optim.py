@@ -57,11 +57,13 @@ def make(cfg, total_steps: int, trainable=None) -> optax.GradientTransformation:
 
 
 def init_state(params, tx: optax.GradientTransformation) -> TrainState:
-  return TrainState(
-    step=jax.numpy.zeros((), jax.numpy.int32),
-    params=params,
-    opt_state=tx.init(params),
-  )
+  """Step 0; under jit so every leaf lands on the params' devices (scalars
+  replicated over the mesh), which checkpoint restores then reproduce."""
+
+  def make(p):
+    return TrainState(jax.numpy.zeros((), jax.numpy.int32), p, tx.init(p))
+
+  return jax.jit(make)(params)
 
 
 def update(state: TrainState, grads, *, tx) -> tuple[TrainState, jax.Array]:

@@ -32,7 +32,11 @@ class StopFlag:
 
   def __init__(self):
     self.set = False
-    signal.signal(signal.SIGTERM, self._handle)
+    self._previous = signal.signal(signal.SIGTERM, self._handle)
+
+  def restore(self) -> None:
+    """Puts back the handler that was there before this run."""
+    signal.signal(signal.SIGTERM, self._previous)
 
   def _handle(self, signum, frame):
     del signum, frame

@@ -56,6 +56,7 @@ def model_config(config, tok) -> config_lib.ModelConfig:
     cfg = preset(vocab_size=tok.vocab_size) if m.preset.startswith("tiny") else preset()
     cfg = cfg.replace(
       image_token_id=tok.image_pad_id,
+      video_token_id=tok.token_id("<|video_pad|>"),
       vision_start_token_id=tok.vision_start_id,
       eos_token_ids=tuple(tok.eos_ids),
       pad_token_id=tok.pad_id,

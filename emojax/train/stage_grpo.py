@@ -112,7 +112,9 @@ def build(run: Run, index: int, params, restored) -> Stage:
     key = run.key(index, i, attempt)
     with sharding.use_rules(run.mesh, run.rules):
       ro = grpo.sample(holder["state"].params, cfg, prompts, key, rl, decode)
-    rewards_PGR, adv_PG = grpo.score(prompts, ro, rl, i, table)
+    rewards_PGR, adv_PG = grpo.score(
+      prompts, ro, rl, i, table, run.config.data.emotions
+    )
     return grpo.Scored(prompts, ro, rewards_PGR, adv_PG)
 
   def step(i: int) -> dict:

@@ -39,19 +39,18 @@ def _prompt(run: Run, row: dict, retries) -> str:
 def _decode(run: Run, params, rows: list[dict]) -> list[str]:
   """Greedy completions for rows that carry their own `prompt`."""
   sc, cfg = run.config.synthesize, run.model_cfg
-  d = run.config.data
-  longer = d.replace(max_len=d.max_len + sc.max_prompt_extra)
   batch = next(
     data.iterator(
       rows,
       run.tokenizer,
       cfg,
-      longer,
+      run.config.data,
       mode="rollout",
       batch_size=len(rows),
       seed=0,
       epochs=1,
       shuffle=False,
+      max_len=sc.max_prompt_len,
     )
   )
   dev = batching.device_batch(cfg, batch)

@@ -93,7 +93,10 @@ def train(config, workdir: str) -> dict:
   """Runs (or resumes) every stage; returns the evaluation history."""
   base_dir = ensure_base(config) if config.model.base else None
   run = make_run(config, workdir)
-  _run(run, base_dir)
+  try:
+    _run(run, base_dir)
+  finally:
+    run.stop.restore()
   return run.history
 
 
@@ -109,7 +112,10 @@ def ensure_base(config) -> str:
   )
   c = base.base_config(config)
   run = make_run(c, os.path.join(base.folder(config), "work"))
-  params = _run(run, None)
+  try:
+    params = _run(run, None)
+  finally:
+    run.stop.restore()
   checkpoint.save_params(out, run.model_cfg, params)
   return out
 
@@ -141,7 +147,7 @@ def _run(run: Run, base_dir: str | None):
     if stage.finish is not None:
       stage.finish()
     params = _params_of(stage.state())
-    if config.eval.num_examples and config.stages[index] != "pretrain":
+    if config.eval.num_examples and config.stages[index] in ("sft", "grpo"):
       _record_eval(run, params, f"{index}-{config.stages[index]}")
     _boundary(run, index + 1, params)
   run.ckpt.wait()

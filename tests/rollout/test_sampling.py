@@ -14,7 +14,7 @@ from emojax.rollout.sampling import SamplingParams
 
 def _hf_shaped(logits_BV, temperature, top_k, top_p):
   """transformers' warpers in `generate`'s order: temperature, top-k, top-p."""
-  scores = torch.as_tensor(np.asarray(logits_BV))
+  scores = torch.tensor(np.array(logits_BV))
   warpers = [hf_lp.TemperatureLogitsWarper(temperature)]
   if top_k:
     warpers.append(hf_lp.TopKLogitsWarper(top_k))
@@ -77,7 +77,7 @@ def test_shaped_sampling_matches_warped_distribution():
   assert stats.chisquare(counts[kept], n * probs[kept]).pvalue > 1e-3
   tok = np.asarray(tokens_B)
   np.testing.assert_allclose(
-    np.asarray(shaped_B), np.log(probs)[tok], atol=1e-5
+    np.asarray(shaped_B), np.log(probs[tok]), atol=1e-5
   )
   raw = logits_V - np.log(np.exp(logits_V).sum())
   np.testing.assert_allclose(np.asarray(logp_B), raw[tok], atol=1e-5)

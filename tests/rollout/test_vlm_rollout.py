@@ -12,6 +12,18 @@ CFG = config_lib.tiny_vlm(tiny_vlm_hf.VOCAB)
 N = 8
 
 
+def _sharpened_model():
+  """HF's 0.02 init makes greedy paths collapse to one repeated token, which
+  would make parity vacuous: redraw every weight matrix larger."""
+  hf_model = tiny_vlm_hf.model(CFG)
+  torch.manual_seed(1)
+  with torch.no_grad():
+    for p in hf_model.parameters():
+      if p.ndim >= 2:
+        p.normal_(0.0, 0.2)
+  return hf_model
+
+
 def _left_aligned(batch):
   """The same prompts left-padded (transformers' generate needs that)."""
   ids, mask = batch["input_ids"], batch["attention_mask"]
@@ -39,7 +51,7 @@ def _hf_greedy(hf_model, batch):
 
 
 def test_greedy_with_images_equals_transformers_generate():
-  hf_model = tiny_vlm_hf.model(CFG)
+  hf_model = _sharpened_model()
   params = tiny_vlm_hf.emojax_params(CFG, hf_model)
   # Row 0: left-padded image + text; row 1: text only; row 2: text + image,
   # right padded (the engine left-aligns it).
@@ -58,3 +70,17 @@ def test_greedy_with_images_equals_transformers_generate():
   np.testing.assert_array_equal(got.group(got.completion_ids)[:, 0], want)
   np.testing.assert_array_equal(got.group(got.completion_ids)[:, 1], want)
   assert len(np.unique(want)) > 6  # a real path, not one repeated token
+  # The images steer generation: other pixels change the image rows only.
+  other = rollout.generate(
+    params,
+    CFG,
+    {**batch, "pixel_values": -batch["pixel_values"]},
+    jax.random.key(0),
+    num_generations=2,
+    max_new_tokens=N,
+    greedy=True,
+    stop_token_ids=(),
+  )
+  has_image = (batch["input_ids"] == CFG.image_token_id).any(axis=1)
+  changed = (other.group(other.completion_ids)[:, 0] != want).any(axis=1)
+  np.testing.assert_array_equal(changed, has_image)

@@ -1,0 +1,92 @@
+"""The stage loop: resume after a crash or SIGTERM ends where an unbroken
+run ends (bitwise on CPU); config errors name the field."""
+
+import os
+import signal
+
+import jax
+import numpy as np
+import pytest
+
+from emojax import checkpoint
+from emojax.train import sft, stages
+from emojax.train.run import Preempted
+from emojax.train.validate import ConfigError, validate
+
+
+def _final_params(workdir):
+  ckpt = checkpoint.RunCheckpoints(os.path.join(workdir, "checkpoints"))
+  step = ckpt.latest_step()
+  assert ckpt.progress(step)["stage"] == 2  # both stages done
+  tree = ckpt.restore_state(step)
+  ckpt.close()
+  return tree["params"]
+
+
+def _short(config):
+  config.stages = ("sft", "grpo")
+  config.sft.steps, config.rl.steps = 4, 3
+  config.checkpoint_every = 1
+  config.eval.num_examples = 0
+  return config
+
+
+def test_resume_after_crash_and_sigterm_is_bitwise(
+  smoke_config, tmp_path, monkeypatch
+):
+  config = _short(smoke_config)
+  stages.train(config, str(tmp_path / "whole"))
+  want = _final_params(str(tmp_path / "whole"))
+
+  calls = {"n": 0}
+  real = sft.accumulate
+
+  def crash_at_third(*args, **kwargs):
+    calls["n"] += 1
+    if calls["n"] == 3:
+      raise RuntimeError("simulated crash")
+    return real(*args, **kwargs)
+
+  broken = str(tmp_path / "broken")
+  monkeypatch.setattr(sft, "accumulate", crash_at_third)
+  with pytest.raises(RuntimeError, match="simulated crash"):
+    stages.train(config, broken)
+  monkeypatch.setattr(sft, "accumulate", real)
+
+  from emojax.train import stage_grpo
+
+  real_update = stage_grpo._update
+
+  def sigterm_in_grpo(*args, **kwargs):
+    out = real_update(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGTERM)
+    return out
+
+  monkeypatch.setattr(stage_grpo, "_update", sigterm_in_grpo)
+  with pytest.raises(Preempted):
+    stages.train(config, broken)
+  monkeypatch.setattr(stage_grpo, "_update", real_update)
+
+  stages.train(config, broken)
+  got = _final_params(broken)
+  jax.tree.map(np.testing.assert_array_equal, got, want)
+
+
+@pytest.mark.parametrize(
+  "edit, message",
+  [
+    (lambda c: setattr(c.rl, "reward_names", ["emotion", "nope"]), "nope"),
+    (lambda c: setattr(c.rl, "group_size", 1), "group_size=1"),
+    (lambda c: setattr(c.rl, "micro_batch_size", 3), "micro_batch_size=3"),
+    (lambda c: c.mesh.update({"data": 16}), "needs 16 devices"),
+    (
+      lambda c: c.data.update({"dataset": "facial_r1", "manual_dir": ""}),
+      "manual_dir",
+    ),
+    (lambda c: setattr(c, "stages", ("sft", "dpo")), "dpo"),
+  ],
+)
+def test_bad_configs_name_the_field(smoke_config, edit, message):
+  edit(smoke_config)
+  with pytest.raises(ConfigError, match=message):
+    validate(smoke_config)
