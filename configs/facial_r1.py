@@ -1,4 +1,4 @@
-r"""Facial-R1: SFT -> GRPO (R_acc + R_format + R_AU) -> synthesis -> SFT -> GRPO.
+r"""Facial-R1: SFT -> GRPO (R_acc + R_format + R_AU) -> synthesis -> repeat.
 
   python launch/train.py --config=configs/facial_r1.py            # embedded
   python launch/train.py --config=configs/facial_r1.py:smoke      # seconds
@@ -33,8 +33,15 @@ def _data() -> ml_collections.ConfigDict:
   d.min_pixels = 32 * 32  # Image budget (Qwen2.5-VL smart resize).
   d.max_pixels = 64 * 64
   d.max_len = 256  # Tokens per example incl. image tokens (never cut).
-  d.emotions = ("anger", "happiness", "sadness", "neutral", "disgust",
-                "surprise", "fear")  # Facial-R1's default label list.
+  d.emotions = (
+    "anger",
+    "happiness",
+    "sadness",
+    "neutral",
+    "disgust",
+    "surprise",
+    "fear",
+  )  # Facial-R1's default label list.
   d.au_definitions = False  # Long AU glossary in the prompt (real runs).
   d.on_bad_example = "fail"  # fail | skip (count and report).
   return d

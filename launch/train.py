@@ -21,7 +21,9 @@ from ml_collections import config_flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
-  "config", None, "Experiment config: configs/<recipe>.py[:variant].",
+  "config",
+  None,
+  "Experiment config: configs/<recipe>.py[:variant].",
   lock_config=True,
 )
 flags.DEFINE_string(
@@ -35,9 +37,10 @@ flags.mark_flags_as_required(["config"])
 
 def _multiprocess() -> bool:
   keys = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "SLURM_NTASKS")
-  return any(os.environ.get(k) for k in keys) and os.environ.get(
-    "SLURM_NTASKS", "2"
-  ) != "1"
+  return (
+    any(os.environ.get(k) for k in keys)
+    and os.environ.get("SLURM_NTASKS", "2") != "1"
+  )
 
 
 def _default_workdir() -> str:

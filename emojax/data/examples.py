@@ -99,8 +99,7 @@ class Prepare:
         self.cfg.emotions, au_definitions=self.cfg.au_definitions
       )
     raise ValueError(
-      f"ExampleConfig.prompt={self.cfg.prompt!r}; use 'facial_r1' or "
-      "'caption'."
+      f"ExampleConfig.prompt={self.cfg.prompt!r}; use 'facial_r1' or 'caption'."
     )
 
   def _image(self, row: dict):

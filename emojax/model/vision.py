@@ -173,11 +173,19 @@ def layout(vcfg: VisionConfig, grid_thw, num_patches: int | None = None):
       "the patch budget."
     )
   pad = num_patches - n
+  # Windows keep frames contiguous, so frame ids survive the permutation.
+  full_segment = np.pad(full_segment, (0, pad))
+  window_segment = np.pad(window_segment, (0, pad))
+  full_gather_SL, full_inverse_N = _blocks(full_segment)
+  window_gather_SL, window_inverse_N = _blocks(window_segment)
   return {
     "perm_N": np.concatenate([perm, np.arange(n, num_patches)]),
-    # Windows keep frames contiguous, so frame ids survive the permutation.
-    "full_segment_N": np.pad(full_segment, (0, pad)),
-    "window_segment_N": np.pad(window_segment, (0, pad)),
+    "full_segment_N": full_segment,
+    "window_segment_N": window_segment,
+    "full_gather_SL": full_gather_SL,
+    "full_inverse_N": full_inverse_N,
+    "window_gather_SL": window_gather_SL,
+    "window_inverse_N": window_inverse_N,
     "pos_N2": np.pad(np.concatenate(pos)[perm], ((0, pad), (0, 0))),
     "unperm_U": np.concatenate(
       [
@@ -216,6 +224,28 @@ def _patch_positions(m: int, t: int, h: int, w: int) -> np.ndarray:
   return np.tile(np.stack([hh, ww], -1), (t, 1))
 
 
+def _blocks(segment_N: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Segments as padded rows, so attention costs sum(L^2) and not N^2.
+
+  `gather_SL[s, l]` is the packed index of segment s's l-th patch (N, an
+  appended zero row, past its end); `inverse_N[n]` is where patch n sits in
+  the flattened [S * L] rows (S * L, a zero row, for padding patches).
+  """
+  n = len(segment_N)
+  # Padding (segment 0) only trails, so indices into the nonzero part are
+  # indices into segment_N.
+  ids, starts, sizes = np.unique(
+    segment_N[segment_N > 0], return_index=True, return_counts=True
+  )
+  width = int(sizes.max()) if len(ids) else 1
+  gather = np.full((max(len(ids), 1), width), n, np.int32)
+  inverse = np.full(n, gather.size, np.int32)
+  for s, (start, size) in enumerate(zip(starts, sizes, strict=True)):
+    gather[s, :size] = np.arange(start, start + size)
+    inverse[start : start + size] = s * width + np.arange(size)
+  return gather, inverse
+
+
 def _segments(sizes: np.ndarray) -> np.ndarray:
   """1-based segment id of each element, for consecutive `sizes`."""
   return np.repeat(np.arange(1, len(sizes) + 1), sizes).astype(np.int32)
@@ -241,14 +271,21 @@ def encode(
     )
     x_ND = sharding.constrain(x_ND[perm_N], ("patches", "act_embed"))
     cos_NE, sin_NE = rotary(vcfg, layout_arrays["pos_N2"])
-    full_N = jnp.asarray(layout_arrays["full_segment_N"])
-    window_N = jnp.asarray(layout_arrays["window_segment_N"])
+    full = (layout_arrays["full_gather_SL"], layout_arrays["full_inverse_N"])
+    window = (
+      layout_arrays["window_gather_SL"],
+      layout_arrays["window_inverse_N"],
+    )
     is_full_L = np.isin(np.arange(vcfg.depth), vcfg.fullatt_block_indexes)
 
     def body(x_ND, xs):
       layer, is_full = xs
-      segment_N = jnp.where(is_full, full_N, window_N)
-      x_ND = block(layer, vcfg, x_ND, cos_NE, sin_NE, segment_N, dtype, impl)
+      x_ND = jax.lax.cond(
+        is_full,
+        lambda x: block(layer, vcfg, x, cos_NE, sin_NE, full, dtype, impl),
+        lambda x: block(layer, vcfg, x, cos_NE, sin_NE, window, dtype, impl),
+        x_ND,
+      )
       return x_ND, None
 
     x_ND, _ = jax.lax.scan(
@@ -287,11 +324,14 @@ def _rotate(x_NHE, cos_NE, sin_NE):
   return out.astype(x_NHE.dtype)
 
 
-def block(layer, vcfg, x_ND, cos_NE, sin_NE, segment_N, dtype, impl):
-  """One pre-norm block: segment-masked attention, then SwiGLU MLP."""
+def block(layer, vcfg, x_ND, cos_NE, sin_NE, blocks, dtype, impl):
+  """One pre-norm block: attention within segments, then SwiGLU MLP.
+
+  `blocks` is a segment layout's (gather_SL, inverse_N) from `layout`.
+  """
   p = jax.tree.map(lambda a: a.astype(dtype), layer)
   h_ND = rms_norm(x_ND, p["norm1_D"])
-  x_ND = x_ND + _attention(p, vcfg, h_ND, cos_NE, sin_NE, segment_N, impl)
+  x_ND = x_ND + _attention(p, vcfg, h_ND, cos_NE, sin_NE, blocks, impl)
   h_ND = rms_norm(x_ND, p["norm2_D"])
   gate_NF = h_ND @ p["gate_DF"] + p["gate_bias_F"][None]
   up_NF = h_ND @ p["up_DF"] + p["up_bias_F"][None]
@@ -301,11 +341,12 @@ def block(layer, vcfg, x_ND, cos_NE, sin_NE, segment_N, dtype, impl):
   return x_ND + hidden_NF @ p["down_FD"] + p["down_bias_D"][None]
 
 
-def _attention(p, vcfg, h_ND, cos_NE, sin_NE, segment_N, impl):
+def _attention(p, vcfg, h_ND, cos_NE, sin_NE, blocks, impl):
   """Bidirectional attention within each segment (window or frame).
 
-  The packed axis is one row for `attention.attend`; windows are
-  contiguous after the permutation, so a block-sparse kernel fits later.
+  Segments are contiguous after the window permutation; they are gathered
+  into padded rows [S, L] and attended row by row, so the cost is
+  sum over segments of L^2, not N^2 over the packed axis.
   """
   qkv_N3HE = jnp.einsum("nd,dthe->nthe", h_ND, p["qkv_D3HE"])
   qkv_N3HE = qkv_N3HE + p["qkv_bias_3HE"][None]
@@ -315,22 +356,29 @@ def _attention(p, vcfg, h_ND, cos_NE, sin_NE, segment_N, impl):
   q_NHE = _rotate(qkv_N3HE[:, 0], cos_NE, sin_NE)
   k_NHE = _rotate(qkv_N3HE[:, 1], cos_NE, sin_NE)
   v_NHE = qkv_N3HE[:, 2]
-  segment_1N = segment_N[None]
-  index_1N = jnp.zeros_like(segment_1N)
-  o_1NHE = attention.attend(
-    q_NHE[None],
-    k_NHE[None],
-    v_NHE[None],
-    q_segment_BT=segment_1N,
-    kv_segment_BS=segment_1N,
-    q_index_BT=index_1N,
-    kv_index_BS=index_1N,
+  gather_SL, inverse_N = (jnp.asarray(a) for a in blocks)
+  S, L = gather_SL.shape
+  N = h_ND.shape[0]
+
+  def rows(x_NHE):  # [N, H, E] -> [S, L, H, E], zeros past each segment
+    return jnp.concatenate([x_NHE, jnp.zeros_like(x_NHE[:1])])[gather_SL]
+
+  valid_SL = (gather_SL < N).astype(jnp.int32)
+  index_SL = jnp.zeros_like(valid_SL)
+  o_SLHE = attention.attend(
+    rows(q_NHE),
+    rows(k_NHE),
+    rows(v_NHE),
+    q_segment_BT=valid_SL,
+    kv_segment_BS=valid_SL,
+    q_index_BT=index_SL,
+    kv_index_BS=index_SL,
     causal=False,
     impl=impl,
   )
-  return (
-    jnp.einsum("nhe,hed->nd", o_1NHE[0], p["out_HED"]) + p["out_bias_D"][None]
-  )
+  o_XHE = o_SLHE.reshape(S * L, *o_SLHE.shape[2:])
+  o_NHE = jnp.concatenate([o_XHE, jnp.zeros_like(o_XHE[:1])])[inverse_N]
+  return jnp.einsum("nhe,hed->nd", o_NHE, p["out_HED"]) + p["out_bias_D"][None]
 
 
 def merge(p, vcfg, x_ND, dtype):

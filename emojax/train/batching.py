@@ -25,6 +25,8 @@ DEVICE_KEYS = (
   "image_grid_thw",
   "loss_mask",
 )
+# Keys whose rows are the batch's rows and whose columns are its tokens.
+ROW_KEYS = ("input_ids", "attention_mask", "loss_mask", "segment_ids")
 
 
 def _image_rows(cfg: ModelConfig, batch: Mapping) -> tuple[np.ndarray, list]:
@@ -52,8 +54,10 @@ def take_rows(cfg: ModelConfig, batch: Mapping, rows) -> dict:
   for key, value in batch.items():
     if key in ("pixel_values", "image_grid_thw"):
       continue
-    if isinstance(value, np.ndarray) and value.ndim and len(value) == len(
-      image_of_B
+    if (
+      isinstance(value, np.ndarray)
+      and value.ndim
+      and len(value) == len(image_of_B)
     ):
       out[key] = value[rows]
     elif isinstance(value, list) and len(value) == len(image_of_B):
@@ -75,11 +79,42 @@ def repeat_rows(cfg: ModelConfig, batch: Mapping, times: int) -> dict:
   return take_rows(cfg, batch, np.repeat(np.arange(n), times))
 
 
-def device_batch(cfg: ModelConfig, batch: Mapping) -> dict:
-  """The arrays jit sees: host lists dropped, VLM positions/layout added."""
+def trim(batch: dict, bucket: int) -> dict:
+  """Drops all-padding columns, keeping a multiple of `bucket` columns.
+
+  Pipelines pad every batch to `max_len`; trimming to the longest row
+  (rounded up, so few distinct shapes compile) halves the work of typical
+  batches. Left-padded rows lose columns on the left, right-padded on the
+  right.
+  """
+  mask_BT = np.asarray(batch["attention_mask"])
+  used = np.flatnonzero(mask_BT.any(0))
+  if not len(used):
+    return batch
+  T = mask_BT.shape[1]
+  width = min(-(-(used[-1] - used[0] + 1) // bucket) * bucket, T)
+  lo = min(used[0], T - width)
+  cols = slice(lo, lo + width)
+  out = dict(batch)
+  for key in ROW_KEYS + ("positions",):
+    if key in out:
+      out[key] = np.asarray(out[key])[:, cols]
+  if "position_ids" in out:
+    out["position_ids"] = np.asarray(out["position_ids"])[..., cols]
+  return out
+
+
+def device_batch(cfg: ModelConfig, batch: Mapping, bucket: int = 32) -> dict:
+  """The arrays jit sees: host lists dropped, padding trimmed to `bucket`
+  columns, VLM positions/layout added."""
   out = {k: np.asarray(batch[k]) for k in DEVICE_KEYS if k in batch}
-  if "positions" in batch and "position_ids" not in out:
-    out["position_ids"] = np.asarray(batch["positions"])
+  if "positions" in batch:
+    out["positions"] = np.asarray(batch["positions"])
+  if bucket:
+    out = trim(out, bucket)
+  if "positions" in out:
+    positions = out.pop("positions")
+    out.setdefault("position_ids", positions)
   if cfg.vision is None:
     out.pop("pixel_values", None)
     out.pop("image_grid_thw", None)
@@ -108,6 +143,3 @@ def place(batch: Mapping, mesh, rules) -> dict:
       axes = ("batch", None) if np.ndim(value) == 2 else (None, "batch", None)
     out[key] = jax.tree.map(lambda x, a=axes: put(x, a), value)
   return out
-
-
-ROW_KEYS = ("input_ids", "attention_mask", "loss_mask", "segment_ids")

@@ -17,7 +17,7 @@ import tensorflow_datasets as tfds
 from emojax.data import image_processor as ip
 from emojax.data import pipeline
 from emojax.data.examples import ExampleConfig
-from emojax.data.tfds import facs_synth, facial_r1
+from emojax.data.tfds import facial_r1, facs_synth
 
 BUILDERS = {
   "facs_synth": facs_synth.EmojaxFacsSynth,
@@ -29,8 +29,7 @@ def builder(cfg):
   """The prepared tfds builder of `cfg.data` (prepared once, then cached)."""
   if cfg.dataset not in BUILDERS:
     raise ValueError(
-      f"config.data.dataset={cfg.dataset!r}; choose one of "
-      f"{sorted(BUILDERS)}."
+      f"config.data.dataset={cfg.dataset!r}; choose one of {sorted(BUILDERS)}."
     )
   kwargs = {}
   if cfg.dataset == "facs_synth":

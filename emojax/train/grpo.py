@@ -90,7 +90,9 @@ def train_batch(cfg: ModelConfig, scored: Scored) -> tuple[dict, int]:
   return rows, prompt_ids.shape[1]
 
 
-def token_weights(scored: Scored, rl, decode_piece: Callable) -> np.ndarray | None:
+def token_weights(
+  scored: Scored, rl, decode_piece: Callable
+) -> np.ndarray | None:
   """Facial-R1's per-reward token masks as loss weights, or None."""
   masks = rl.get("token_masks")
   if not masks:
@@ -127,7 +129,9 @@ def _char_offsets(ids_C, length: int, decode_piece) -> np.ndarray:
 @functools.partial(jax.jit, static_argnames=("cfg", "start", "fused"))
 def policy_logprobs(params, batch, *, cfg, start, fused=False):
   """Per-token logprobs of the completion under `params` (no gradient)."""
-  logp_BC, _ = logprobs.completion_logprobs(params, cfg, batch, start, fused=fused)
+  logp_BC, _ = logprobs.completion_logprobs(
+    params, cfg, batch, start, fused=fused
+  )
   return logp_BC
 
 

@@ -21,7 +21,7 @@ class TrainState:
 
 
 def schedule(cfg, total_steps: int) -> optax.Schedule:
-  """Linear warmup to `cfg.lr`, cosine decay to `cfg.lr * cfg.final_lr_ratio`."""
+  """Linear warmup to `cfg.lr`, cosine decay to `lr * final_lr_ratio`."""
   warmup = min(int(cfg.warmup_steps), max(total_steps - 1, 0))
   return optax.warmup_cosine_decay_schedule(
     init_value=0.0 if warmup else cfg.lr,

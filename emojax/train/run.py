@@ -136,8 +136,11 @@ def save(run: Run, stage: Stage, stage_step: int, force: bool = True) -> None:
 
 def _short(metrics: dict) -> dict:
   keys = ("loss", "reward", "rewards/emotion/mean", "rewards/au_f1/mean")
-  return {k.split("/")[-2] if "/" in k else k: f"{metrics[k]:.3f}"
-          for k in keys if k in metrics}
+  return {
+    k.split("/")[-2] if "/" in k else k: f"{metrics[k]:.3f}"
+    for k in keys
+    if k in metrics
+  }
 
 
 def host_float(tree) -> dict:

@@ -24,8 +24,8 @@ def cache_dir() -> str:
   return os.path.expanduser(os.environ.get("EMOJAX_CACHE", "~/.cache/emojax"))
 
 
-def mesh_and_rules(config):
-  mesh = sharding_lib.make_mesh(dict(config.mesh))
+def mesh_and_rules(config, devices=None):
+  mesh = sharding_lib.make_mesh(dict(config.mesh), devices)
   rules = config.get("sharding_rules") or sharding_lib.DEFAULT_RULES
   return mesh, rules
 
@@ -43,9 +43,9 @@ def model_config(config, tok) -> config_lib.ModelConfig:
   m = config.model
   if m.hf_dir:
     hf, path = importer.read_config(m.hf_dir)
-    cfg = registry.for_architecture(hf["architectures"][0], path).config_from_hf(
-      hf, path
-    )
+    cfg = registry.for_architecture(
+      hf["architectures"][0], path
+    ).config_from_hf(hf, path)
   else:
     if m.preset not in config_lib.PRESETS:
       raise ValueError(
@@ -53,7 +53,11 @@ def model_config(config, tok) -> config_lib.ModelConfig:
         f"{sorted(config_lib.PRESETS)}."
       )
     preset = config_lib.PRESETS[m.preset]
-    cfg = preset(vocab_size=tok.vocab_size) if m.preset.startswith("tiny") else preset()
+    cfg = (
+      preset(vocab_size=tok.vocab_size)
+      if m.preset.startswith("tiny")
+      else preset()
+    )
     cfg = cfg.replace(
       image_token_id=tok.image_pad_id,
       video_token_id=tok.token_id("<|video_pad|>"),
@@ -73,11 +77,18 @@ def initial_params(config, cfg, mesh, rules, base_dir: str | None):
   """Params on their shardings: from HF, the base model, or random."""
   m = config.model
   if m.hf_dir:
-    _, params = importer.load(m.hf_dir, mesh=mesh, dtype=m.param_dtype, rules=rules)
+    _, params = importer.load(
+      m.hf_dir, mesh=mesh, dtype=m.param_dtype, rules=rules
+    )
     return params
   if base_dir:
     base_cfg, params = checkpoint.load_params(base_dir, mesh, rules)
-    if base_cfg.replace(dtype=cfg.dtype, attention=cfg.attention, remat=cfg.remat) != cfg:
+    if (
+      base_cfg.replace(
+        dtype=cfg.dtype, attention=cfg.attention, remat=cfg.remat
+      )
+      != cfg
+    ):
       raise ValueError(
         f"the base model in {base_dir} has a different architecture than "
         "config.model describes; delete that folder to rebuild it, or set "

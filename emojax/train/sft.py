@@ -42,14 +42,22 @@ def micro_batches(cfg: ModelConfig, batch, size: int, mesh=None, rules=None):
   rows = len(batch["input_ids"])
   size = size or rows
   for start in range(0, rows, size):
-    part = batching.take_rows(cfg, batch, np.arange(start, min(start + size, rows)))
+    part = batching.take_rows(
+      cfg, batch, np.arange(start, min(start + size, rows))
+    )
     part = batching.device_batch(cfg, part)
     yield part if mesh is None else batching.place(part, mesh, rules)
 
 
 def accumulate(
-  cfg: ModelConfig, params, batch, micro_batch_size: int, *, fused=False,
-  mesh=None, rules=None,
+  cfg: ModelConfig,
+  params,
+  batch,
+  micro_batch_size: int,
+  *,
+  fused=False,
+  mesh=None,
+  rules=None,
 ):
   """(grads, mean token loss, tokens) over the batch's micro-batches."""
   denominator = float(max(np.asarray(batch["loss_mask"])[:, 1:].sum(), 1))

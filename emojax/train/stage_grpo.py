@@ -28,9 +28,14 @@ def _rarity(run: Run) -> dict[tuple[str, int], float]:
   """Facial-R1's AU-rarity weight of every train row, by (source, line)."""
   source = run.data.as_data_source("train")
   rows = [source[i] for i in range(len(source))]
-  aus = [[a.decode() if isinstance(a, bytes) else a for a in r["AUs"]] for r in rows]
+  aus = [
+    [a.decode() if isinstance(a, bytes) else a for a in r["AUs"]] for r in rows
+  ]
   w = au_rarity_weights(aus)
-  return {(_text(r["source"]), int(r["line"])): float(x) for r, x in zip(rows, w, strict=True)}
+  return {
+    (_text(r["source"]), int(r["line"])): float(x)
+    for r, x in zip(rows, w, strict=True)
+  }
 
 
 def _text(x) -> str:
@@ -42,7 +47,9 @@ def _pad_left(x: np.ndarray, width: int, value: int) -> np.ndarray:
   return np.pad(x, ((0, 0), (pad, 0)), constant_values=value) if pad else x
 
 
-def merge(cfg, parts: list[grpo.Scored], groups: list[np.ndarray]) -> grpo.Scored:
+def merge(
+  cfg, parts: list[grpo.Scored], groups: list[np.ndarray]
+) -> grpo.Scored:
   """The chosen groups of several scored draws as one [P, G] batch."""
   G = parts[0].rollout.num_generations
   width = max(p.rollout.prompt_ids.shape[1] for p in parts)
@@ -55,7 +62,9 @@ def merge(cfg, parts: list[grpo.Scored], groups: list[np.ndarray]) -> grpo.Score
         continue
       x = np.asarray(getattr(ro, f.name))[rows]
       if f.name in ("prompt_ids", "prompt_mask"):
-        x = _pad_left(x, width, cfg.pad_token_id if f.name == "prompt_ids" else 0)
+        x = _pad_left(
+          x, width, cfg.pad_token_id if f.name == "prompt_ids" else 0
+        )
       fields.setdefault(f.name, []).append(x)
     prompts.append(batching.take_rows(cfg, part.prompts, keep))
     rewards.append(part.rewards_PGR[keep])
@@ -122,7 +131,11 @@ def build(run: Run, index: int, params, restored) -> Stage:
     out = _update(run, holder, apply, scored, i, rarity, decode)
     out.update(grpo.grpo_metrics(scored, rl))
     out.update(extra)
-    if rl.ref_sync_every and (i + 1) % rl.ref_sync_every == 0 and holder["ref"] is not None:
+    if (
+      rl.ref_sync_every
+      and (i + 1) % rl.ref_sync_every == 0
+      and holder["ref"] is not None
+    ):
       holder["ref"] = jax.tree.map(jnp.copy, holder["state"].params)
     if rl.log_completions_every and i % rl.log_completions_every == 0:
       _log_completions(run, index, scored)
@@ -150,13 +163,19 @@ def _dynamic_sample(draw, i: int, rl, cfg):
   if not rl.dynamic_sampling:
     return first, {}
   P = rl.prompts_per_step
-  zero = np.asarray(advantages.zero_variance_groups(jnp.asarray(first.rewards_PGR), rl))
+  zero = np.asarray(
+    advantages.zero_variance_groups(jnp.asarray(first.rewards_PGR), rl)
+  )
   parts, keeps = [first], [np.flatnonzero(~zero)]
   retries = 0
-  while sum(len(k) for k in keeps) < P and retries < rl.dynamic_sampling_retries:
+  while (
+    sum(len(k) for k in keeps) < P and retries < rl.dynamic_sampling_retries
+  ):
     retries += 1
     more = draw(i, retries)
-    z = np.asarray(advantages.zero_variance_groups(jnp.asarray(more.rewards_PGR), rl))
+    z = np.asarray(
+      advantages.zero_variance_groups(jnp.asarray(more.rewards_PGR), rl)
+    )
     need = P - sum(len(k) for k in keeps)
     parts.append(more)
     keeps.append(np.flatnonzero(~z)[:need])
@@ -177,7 +196,10 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
   mask_BC = np.asarray(ro.completion_mask).astype(np.float32)
   if rl.mask_truncated_completions:
     mask_BC = mask_BC * ~np.asarray(ro.truncated)[:, None]
-  inputs = {"adv": scored.adv_PG.reshape(-1).astype(np.float32), "mask": mask_BC}
+  inputs = {
+    "adv": scored.adv_PG.reshape(-1).astype(np.float32),
+    "mask": mask_BC,
+  }
   weights = grpo.token_weights(scored, rl, decode)
   if weights is not None:
     inputs["token_weights"] = weights.astype(np.float32)
@@ -214,7 +236,13 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
         )
         total = g if total is None else jax.tree.map(jnp.add, total, g)
         sums["loss"] = sums.get("loss", 0.0) + float(value)
-        for k in ("kl", "entropy", "clip_ratio/region_mean", "clip_ratio/low_mean", "clip_ratio/high_mean"):
+        for k in (
+          "kl",
+          "entropy",
+          "clip_ratio/region_mean",
+          "clip_ratio/low_mean",
+          "clip_ratio/high_mean",
+        ):
           if k in m:
             sums[k] = sums.get(k, 0.0) + float(m[k]) / len(parts)
       holder["state"], gnorm = apply(holder["state"], total)
@@ -228,7 +256,10 @@ def _micro(cfg, rows: dict, inputs: dict, size: int, run: Run):
   size = size or B
   for s in range(0, B, size):
     idx = np.arange(s, min(s + size, B))
-    part = batching.device_batch(cfg, batching.take_rows(cfg, rows, idx))
+    # bucket=0: `start` indexes these exact columns.
+    part = batching.device_batch(
+      cfg, batching.take_rows(cfg, rows, idx), bucket=0
+    )
     part = batching.place(part, run.mesh, run.rules)
     part_in = {
       k: (v[idx] if isinstance(v, np.ndarray) and v.ndim and len(v) == B else v)

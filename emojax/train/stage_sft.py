@@ -58,8 +58,12 @@ def build(run: Run, index: int, kind: str, params, restored) -> Stage:
     batch = next(it)
     with sharding.use_rules(run.mesh, run.rules):
       g, loss, tokens = sft.accumulate(
-        cfg, holder["state"].params, batch, sc.micro_batch_size,
-        mesh=run.mesh, rules=run.rules,
+        cfg,
+        holder["state"].params,
+        batch,
+        sc.micro_batch_size,
+        mesh=run.mesh,
+        rules=run.rules,
       )
       holder["state"], gnorm = apply(holder["state"], g)
     return {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import os
 
-
 from emojax import rollout as rollout_lib
 from emojax import sharding
 from emojax.data import prompts
@@ -64,7 +63,9 @@ def _decode(run: Run, params, rows: list[dict]) -> list[str]:
       run.key(0),
       max_new_tokens=sc.max_new_tokens,
       greedy=True,
-      decode_fn=functools.partial(run.tokenizer.decode, skip_special_tokens=True),
+      decode_fn=functools.partial(
+        run.tokenizer.decode, skip_special_tokens=True
+      ),
     )
   return list(ro.text)
 
@@ -74,10 +75,16 @@ def build(run: Run, index: int, params, restored) -> Stage:
   source = run.data.as_data_source("train")
   n = min(sc.num_examples, len(source))
   num_steps = -(-n // sc.batch_size)
-  kept = [] if restored is None else [data.SynthRow(**r) for r in restored[1]["kept"]]
+  kept = (
+    []
+    if restored is None
+    else [data.SynthRow(**r) for r in restored[1]["kept"]]
+  )
 
   def step(i: int) -> dict:
-    todo = {j: [] for j in range(i * sc.batch_size, min((i + 1) * sc.batch_size, n))}
+    todo = {
+      j: [] for j in range(i * sc.batch_size, min((i + 1) * sc.batch_size, n))
+    }
     passed = 0
     for attempt in range(sc.max_retry + 1):
       if not todo:
@@ -88,9 +95,13 @@ def build(run: Run, index: int, params, restored) -> Stage:
         row["prompt"] = _prompt(run, row, retries)
         rows.append(row)
       texts = _decode(run, params, rows)
-      for (j, retries), row, text in zip(list(todo.items()), rows, texts, strict=True):
+      for (j, retries), row, text in zip(
+        list(todo.items()), rows, texts, strict=True
+      ):
         problems = synthesis.issues(
-          text, [_text(a) for a in row["AUs"]], [_text(w) for w in row["labels"]]
+          text,
+          [_text(a) for a in row["AUs"]],
+          [_text(w) for w in row["labels"]],
         )
         if not problems:
           kept.append(data.SynthRow(j, text, attempt + 1))
@@ -122,4 +133,3 @@ def _finish(run: Run, index: int, kept) -> str:
   data.write_synth(path, kept)
   run.history.setdefault("synthesized", []).append(path)
   return path
-

@@ -64,12 +64,13 @@ def _boundary(run: Run, next_index: int, params) -> None:
   run.ckpt.save(run.global_step, {"params": params}, progress, force=True)
 
 
-def make_run(config, workdir: str) -> Run:
-  validate(config)
+def make_run(config, workdir: str, devices=None) -> Run:
+  """Everything the stages share; `devices` defaults to all of them."""
+  validate(config, len(devices) if devices else None)
   os.makedirs(workdir, exist_ok=True)
   tok = setup.tokenizer(config)
   model_cfg = setup.model_config(config, tok)
-  mesh, rules = setup.mesh_and_rules(config)
+  mesh, rules = setup.mesh_and_rules(config, devices)
   _write_config(config, workdir)
   return Run(
     config=config,
@@ -158,8 +159,18 @@ def _run(run: Run, base_dir: str | None):
 def _record_eval(run: Run, params, name: str) -> None:
   scalars = evaluate.evaluate(run, params, name)
   run.history.setdefault("evals", {})[name] = scalars
-  run.monitor.scalars(run.global_step, {f"eval/{name}/{k}": v for k, v in scalars.items()})
-  logging.info("eval %s: %s", name, {k: round(v, 3) for k, v in scalars.items() if k.startswith(("emotion/acc", "au/macro"))})
+  run.monitor.scalars(
+    run.global_step, {f"eval/{name}/{k}": v for k, v in scalars.items()}
+  )
+  logging.info(
+    "eval %s: %s",
+    name,
+    {
+      k: round(v, 3)
+      for k, v in scalars.items()
+      if k.startswith(("emotion/acc", "au/macro"))
+    },
+  )
 
 
 def _finish(run: Run, params) -> None:
@@ -172,7 +183,10 @@ def _finish(run: Run, params) -> None:
     tok_dir = os.path.join(run.workdir, "tokenizer")
     run.tokenizer.save(tok_dir)
     emojax.hf.save(
-      run.model_cfg, params, os.path.join(run.workdir, "hf"), tokenizer_dir=tok_dir
+      run.model_cfg,
+      params,
+      os.path.join(run.workdir, "hf"),
+      tokenizer_dir=tok_dir,
     )
   run.monitor.flush()
   run.ckpt.close()

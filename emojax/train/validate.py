@@ -16,7 +16,9 @@ class ConfigError(ValueError):
   """The config cannot run; the message names the field and the fix."""
 
 
-def validate(config) -> None:
+def validate(config, num_devices: int | None = None) -> None:
+  """Raises `ConfigError` naming the field; `num_devices` defaults to all."""
+  num_devices = num_devices or jax.device_count()
   unknown = [s for s in config.stages if s not in STAGES]
   if unknown:
     raise ConfigError(
@@ -55,9 +57,9 @@ def validate(config) -> None:
         f"divide config.{name}.batch_size={sc.batch_size}."
       )
   try:
-    sharding.mesh_shape(dict(config.mesh), jax.device_count())
+    sharding.mesh_shape(dict(config.mesh), num_devices)
   except ValueError as e:
-    raise ConfigError(f"{e} ({jax.device_count()} devices here).") from None
+    raise ConfigError(f"{e} ({num_devices} devices here).") from None
   d = config.data
   if d.dataset != "facs_synth" and not d.manual_dir:
     raise ConfigError(

@@ -90,3 +90,31 @@ def test_bad_configs_name_the_field(smoke_config, edit, message):
   edit(smoke_config)
   with pytest.raises(ConfigError, match=message):
     validate(smoke_config)
+
+
+def test_grpo_step_on_8_devices_equals_1_device(smoke_config, tmp_path):
+  from emojax.train import setup, stage_grpo
+
+  config = smoke_config
+  config.rl.prompts_per_step, config.rl.group_size = 4, 2
+  config.rl.max_completion_length = 6
+  out = []
+  for mesh in ({"data": 1}, {"data": 2, "fsdp": 2, "tensor": 2}):
+    config.mesh = mesh
+    devices = jax.devices()[: 1 if mesh == {"data": 1} else 8]
+    run = stages.make_run(config, str(tmp_path / f"d{len(devices)}"), devices)
+    params = setup.initial_params(
+      config, run.model_cfg, run.mesh, run.rules, None
+    )
+    stage = stage_grpo.build(run, 1, params, None)
+    metrics = stage.step(0)
+    out.append((stage.state()["train"].params, metrics))
+    run.stop.restore()
+    run.ckpt.close()
+  (p1, m1), (p8, m8) = out
+  assert m1["reward"] == m8["reward"]
+  jax.tree.map(
+    lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+    p1,
+    p8,
+  )
