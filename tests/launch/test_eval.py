@@ -2,13 +2,13 @@
 
 import base64
 import dataclasses
-import importlib.util
 import json
 import os
 import pathlib
 import re
 
 import jax
+import launch_scripts
 import numpy as np
 import pytest
 from PIL import Image
@@ -22,16 +22,7 @@ from emojax.model import params as params_lib
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
-def _load():
-  spec = importlib.util.spec_from_file_location(
-    "eval_launch", ROOT / "launch" / "eval.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-eval_launch = _load()
+eval_launch = launch_scripts.load("eval")
 
 # (completion, labels, AUs, confidence); numbers worked out by hand below.
 FIXTURE = [
@@ -175,12 +166,7 @@ def test_bad_inputs_say_where_and_how(tmp_path, capsys):
 
 
 def _load_make_data():
-  spec = importlib.util.spec_from_file_location(
-    "make_data_for_eval", ROOT / "launch" / "make_data.py"
-  )
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
+  return launch_scripts.load("make_data")
 
 
 @pytest.mark.slow

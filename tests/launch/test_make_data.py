@@ -1,13 +1,13 @@
 """launch/make_data.py: layout, relative image paths, splits, bad flags."""
 
 import dataclasses
-import importlib.util
 import json
 import os
 import pathlib
 import subprocess
 import sys
 
+import launch_scripts
 import numpy as np
 import pytest
 from PIL import Image
@@ -18,14 +18,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "launch" / "make_data.py"
 
 
-def _load():
-  spec = importlib.util.spec_from_file_location("make_data", SCRIPT)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
-make_data = _load()
+make_data = launch_scripts.load("make_data")
 # Worker processes find the pool's function by module name.
 sys.modules["make_data"] = make_data
 

@@ -92,9 +92,19 @@ def test_bad_configs_name_the_field(smoke_config, edit, message):
     validate(smoke_config)
 
 
-def test_grpo_step_on_8_devices_equals_1_device(smoke_config, tmp_path):
-  from emojax.train import setup, stage_grpo
+def test_grpo_step_on_8_devices_equals_1_device(
+  smoke_config, tmp_path, monkeypatch
+):
+  from emojax.train import grpo, setup, stage_grpo
 
+  def varied_rewards(prompts, ro, rl, step, table, label_set):
+    # A random model earns the same (zero) reward everywhere; random
+    # rewards give every row an advantage, so the gradient is not ~0.
+    r_PGR = np.random.RandomState(step).randn(4, 2, len(rl.reward_names))
+    r_PG = r_PGR.sum(-1)
+    return r_PGR, r_PG - r_PG.mean(1, keepdims=True)
+
+  monkeypatch.setattr(grpo, "score", varied_rewards)
   config = smoke_config
   config.rl.prompts_per_step, config.rl.group_size = 4, 2
   config.rl.max_completion_length = 6
@@ -112,9 +122,14 @@ def test_grpo_step_on_8_devices_equals_1_device(smoke_config, tmp_path):
     run.stop.restore()
     run.ckpt.close()
   (p1, m1), (p8, m8) = out
-  assert m1["reward"] == m8["reward"]
+  assert m1["grad_norm"] > 1e-3
+  np.testing.assert_allclose(m8["loss"], m1["loss"], rtol=1e-5, atol=1e-7)
+  np.testing.assert_allclose(m8["grad_norm"], m1["grad_norm"], rtol=1e-4)
+  # Adam divides by sqrt(v): where a gradient is ~0, summation-order noise
+  # can flip an update's sign, so params agree to a few learning rates.
+  lr = config.rl.optim.lr
   jax.tree.map(
-    lambda a, b: np.testing.assert_allclose(a, b, atol=1e-5, rtol=1e-5),
+    lambda a, b: np.testing.assert_allclose(a, b, atol=3 * lr, rtol=1e-5),
     p1,
     p8,
   )

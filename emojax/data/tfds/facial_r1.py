@@ -36,9 +36,11 @@ class EmojaxFacialR1(common.ManualBuilder):
 
   def _split_generators(self, dl_manager):
     root = self._manual_root(dl_manager)
-    files = sorted(root.glob("*.jsonl"))
+    # tfds refuses a split with no examples, so empty files (make_data's
+    # sft.jsonl with --num_sft=0) are not splits.
+    files = [f for f in sorted(root.glob("*.jsonl")) if f.read_bytes().strip()]
     if not files:
-      raise self._missing(root / "*.jsonl", "JSONL files")
+      raise self._missing(root / "*.jsonl", "non-empty JSONL files")
     return {
       common.split_name(f.stem): self._generate_examples(root, f) for f in files
     }
