@@ -138,18 +138,22 @@ def sample_face(seed: int, index: int, config: SynthConfig = DEFAULT) -> Face:
   )
 
 
-def _phrase(face: Face, n: int) -> str:
+def _phrase(face: Face, n: int, vary: bool = True) -> str:
   variants = _PHRASES[n]
-  text = variants[(face.phrasing + n) % len(variants)]
+  text = variants[(face.phrasing + n) % len(variants) if vary else 0]
   # The adverb goes before the verb phrase's participle or after "the X".
   return text.replace(" are ", f" are {_STRENGTH[face.aus[n]]}", 1)
 
 
 def caption(face: Face) -> str:
-  """What brows, eyes, nose, mouth and jaw do, in plain words."""
+  """What brows, eyes, nose, mouth and jaw do, in plain words.
+
+  One phrasing per movement (intensity adverbs kept): the base model learns
+  to see from captions, and phrasing variety is entropy no pixel explains.
+  """
   parts = []
   for region, rest in _REGIONS:
-    shown = [_phrase(face, n) for n in region if n in face.aus]
+    shown = [_phrase(face, n, vary=False) for n in region if n in face.aus]
     parts.append(_join(shown) if shown else rest)
   text = "; ".join(parts) + "."
   return text[0].upper() + text[1:]

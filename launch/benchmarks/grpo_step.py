@@ -86,7 +86,12 @@ def step(params, ref, state, apply, cfg, batch, key, rl, G, T):
   """One full step; returns the new state and the part timings."""
   ro, t_roll = _timed(
     lambda: rollout.generate(
-      state.params, cfg, batch, key, num_generations=G, max_new_tokens=T,
+      state.params,
+      cfg,
+      batch,
+      key,
+      num_generations=G,
+      max_new_tokens=T,
       stop_token_ids=(),
     )
   )
@@ -114,7 +119,11 @@ def step(params, ref, state, apply, cfg, batch, key, rl, G, T):
 
   def update():
     g, _, _ = grpo.grads(
-      state.params, rows, inputs, cfg=cfg, start=start_col,
+      state.params,
+      rows,
+      inputs,
+      cfg=cfg,
+      start=start_col,
       rl_static=grpo.static_rl(rl),
     )
     return apply(state, g)
