@@ -16,8 +16,11 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
+import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
+
+from emojax.train import stages  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -51,12 +54,8 @@ def _default_workdir() -> str:
 
 def main(argv):
   del argv
-  import jax
-
-  if _multiprocess():
+  if _multiprocess():  # before any computation touches the devices
     jax.distributed.initialize()
-  from emojax.train import stages
-
   if FLAGS.base_only:
     print("base model:", stages.ensure_base(FLAGS.config))
     return

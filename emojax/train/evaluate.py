@@ -7,13 +7,10 @@ completions.html under `<workdir>/eval/<index>-<stage>/`.
 
 from __future__ import annotations
 
-import functools
 import os
 
-from emojax import rollout as rollout_lib
-from emojax import sharding
 from emojax.eval import html, report, score
-from emojax.train import batching, data
+from emojax.train import batching, data, generation
 from emojax.train.run import Run
 
 
@@ -37,24 +34,19 @@ def evaluate(run: Run, params, name: str) -> dict[str, float]:
     epochs=1,
     shuffle=False,
   )
-  decode = functools.partial(run.tokenizer.decode, skip_special_tokens=True)
   by_line = {(_text(r["source"]), int(r["line"])): r for r in rows}
   examples = []
   for batch in batches:
     n = len(batch["labels"])
-    dev = batching.device_batch(cfg, batching.take_rows(cfg, batch, range(n)))
-    dev.pop("position_ids", None)
-    dev.pop("vision_layout", None)
-    with sharding.use_rules(run.mesh, run.rules):
-      ro = rollout_lib.generate(
-        params,
-        cfg,
-        dev,
-        run.key(0),
-        max_new_tokens=ec.max_new_tokens,
-        greedy=True,
-        decode_fn=decode,
-      )
+    rows_n = batching.take_rows(cfg, batch, range(n))  # drop pad rows
+    ro = generation.generate(
+      run,
+      params,
+      rows_n,
+      run.key(0),
+      max_new_tokens=ec.max_new_tokens,
+      greedy=True,
+    )
     for p in range(n):
       row = by_line[(batch["source"][p], int(batch["line"][p]))]
       examples.append(

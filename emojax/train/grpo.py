@@ -36,25 +36,6 @@ class Scored:
   adv_PG: np.ndarray
 
 
-def sample(params, cfg: ModelConfig, prompts, rng, rl, decode: Callable):
-  """G completions for each prompt of the host batch `prompts`."""
-  batch = batching.device_batch(cfg, prompts)
-  batch.pop("position_ids", None)  # the engine derives its own
-  batch.pop("vision_layout", None)
-  return rollout_lib.generate(
-    params,
-    cfg,
-    batch,
-    rng,
-    num_generations=rl.group_size,
-    max_new_tokens=rl.max_completion_length,
-    temperature=rl.temperature,
-    top_p=rl.top_p,
-    top_k=rl.get("top_k", 0),
-    decode_fn=decode,
-  )
-
-
 def score(
   prompts, ro, rl, step: int, table, label_set
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -17,10 +17,11 @@ import numpy as np
 
 from emojax import rewards as rewards_lib
 from emojax import sharding
+from emojax.model import vlm
 from emojax.rl import advantages, loss
 from emojax.rl.weights import au_rarity_weights
 from emojax.rollout import Rollout
-from emojax.train import batching, data, grpo, optim
+from emojax.train import batching, data, generation, grpo, optim
 from emojax.train.run import Run, Stage
 
 
@@ -90,8 +91,6 @@ def build(run: Run, index: int, params, restored) -> Stage:
   rl, cfg = run.config.rl, run.model_cfg
   trainable = None
   if cfg.vision is not None:
-    from emojax.model import vlm
-
     trainable = vlm.trainable_mask(params, run.config.model.freeze_vision)
   tx = optim.make(rl.optim, rl.steps, trainable)
   if restored is None:
@@ -118,9 +117,17 @@ def build(run: Run, index: int, params, restored) -> Stage:
 
   def draw(i: int, attempt: int) -> grpo.Scored:
     prompts = next(it)
-    key = run.key(index, i, attempt)
-    with sharding.use_rules(run.mesh, run.rules):
-      ro = grpo.sample(holder["state"].params, cfg, prompts, key, rl, decode)
+    ro = generation.generate(
+      run,
+      holder["state"].params,
+      prompts,
+      run.key(index, i, attempt),
+      num_generations=rl.group_size,
+      max_new_tokens=rl.max_completion_length,
+      temperature=rl.temperature,
+      top_p=rl.top_p,
+      top_k=rl.get("top_k", 0),
+    )
     rewards_PGR, adv_PG = grpo.score(
       prompts, ro, rl, i, table, run.config.data.emotions
     )

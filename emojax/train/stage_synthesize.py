@@ -10,13 +10,10 @@ their provenance (train row index, attempts) for the next SFT stage.
 
 from __future__ import annotations
 
-import functools
 import os
 
-from emojax import rollout as rollout_lib
-from emojax import sharding
 from emojax.data import prompts
-from emojax.train import batching, data, synthesis
+from emojax.train import data, generation, synthesis
 from emojax.train.run import Run, Stage
 
 
@@ -52,21 +49,14 @@ def _decode(run: Run, params, rows: list[dict]) -> list[str]:
       max_len=sc.max_prompt_len,
     )
   )
-  dev = batching.device_batch(cfg, batch)
-  dev.pop("position_ids", None)
-  dev.pop("vision_layout", None)
-  with sharding.use_rules(run.mesh, run.rules):
-    ro = rollout_lib.generate(
-      params,
-      cfg,
-      dev,
-      run.key(0),
-      max_new_tokens=sc.max_new_tokens,
-      greedy=True,
-      decode_fn=functools.partial(
-        run.tokenizer.decode, skip_special_tokens=True
-      ),
-    )
+  ro = generation.generate(
+    run,
+    params,
+    batch,
+    run.key(0),
+    max_new_tokens=sc.max_new_tokens,
+    greedy=True,
+  )
   return list(ro.text)
 
 

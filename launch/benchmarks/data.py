@@ -16,7 +16,7 @@ import time
 from absl import flags
 from PIL import Image
 
-from benchmarks import _machine
+from benchmarks import _common
 from emojax.data import examples, pipeline, synth
 from emojax.data import image_processor as ip
 from emojax.data import tokenizer as tokenizer_lib
@@ -75,7 +75,7 @@ def _pipeline_rate(rows, tok_dir, workers: int, batches: int) -> float:
 
 def main(argv: list[str]) -> int:
   flags.FLAGS(argv)
-  print("machine:", _machine.describe())
+  print("machine:", _common.describe())
   rate = _render_rate(_N.value)
   print(
     f"renderer 64x64: {rate:.0f} images/s on one core "

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from benchmarks import _machine
+from benchmarks import _common
 from emojax.data import faces, synth
 
 TARGET = 300.0  # images/s per core at 64x64 (issue #4)
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--size", type=int, default=64)
   args = parser.parse_args(argv[1:])
   n, size = args.n, args.size
-  print(f"machine: {_machine.describe()}")
+  print(f"machine: {_common.describe()}")
   rows = [
     ("faces.render", _render_all(n, size)),
     ("synth.make_example", _examples((0, n, size, False))),

@@ -8,7 +8,6 @@ The model is the small Qwen2 shape of PEERS.md's CPU GRPO workload (vocab
 
 import argparse
 import tempfile
-import time
 
 import jax
 import numpy as np
@@ -16,7 +15,7 @@ import torch
 import transformers
 
 import emojax.hf
-from benchmarks import _machine
+from benchmarks import _common
 from emojax.model import model as model_lib
 
 SHAPE = dict(
@@ -29,16 +28,6 @@ SHAPE = dict(
   rope_theta=10000.0,
   tie_word_embeddings=False,
 )
-
-
-def _median_seconds(fn, iters: int) -> float:
-  fn()  # warm-up (compile / allocator)
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 def main(argv) -> int:
@@ -58,7 +47,7 @@ def main(argv) -> int:
   ids = np.random.RandomState(0).randint(0, 1024, (args.batch, args.seq))
   batch = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
   fwd = jax.jit(model_lib.forward, static_argnums=1)
-  t_emojax = _median_seconds(
+  t_emojax = _common.median_seconds(
     lambda: fwd(params, cfg, batch).block_until_ready(), args.iters
   )
   ids_t = torch.as_tensor(ids)
@@ -68,9 +57,9 @@ def main(argv) -> int:
     with torch.inference_mode():
       hf_model(input_ids=ids_t, attention_mask=mask_t)
 
-  t_torch = _median_seconds(torch_fwd, args.iters)
+  t_torch = _common.median_seconds(torch_fwd, args.iters)
   tokens = args.batch * args.seq
-  print(f"machine: {_machine.describe()}; torch {torch.__version__}")
+  print(f"machine: {_common.describe()}; torch {torch.__version__}")
   print(f"forward B={args.batch} T={args.seq}, fp32, {SHAPE}")
   print(f"  emojax (jax.jit):      {tokens / t_emojax:10.0f} tok/s")
   print(f"  transformers (torch):  {tokens / t_torch:10.0f} tok/s")

@@ -23,27 +23,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from benchmarks import _machine
+from benchmarks import _common
 from emojax import rollout
 from emojax.model import config as config_lib
 from emojax.model import params as params_lib
 from emojax.model import specs
 from emojax.rl import advantages
 from emojax.train import grpo, optim
-
-PEERS = dict(
-  vocab_size=1024,
-  hidden_size=256,
-  intermediate_size=768,
-  num_layers=4,
-  num_heads=8,
-  num_kv_heads=2,
-  head_dim=32,
-  rope_theta=10000.0,
-  tie_embeddings=False,
-  eos_token_ids=(),
-  pad_token_id=0,
-)
 
 
 def _rl() -> ml_collections.ConfigDict:
@@ -141,7 +127,9 @@ def main(argv) -> int:
   args = parser.parse_args(argv[1:])
   P, G, T, prompt_len = 16, 8, 64, 32
   if args.workload == "peers":
-    cfg = config_lib.ModelConfig(family="qwen2", **PEERS)
+    cfg = config_lib.ModelConfig(
+      family="qwen2", eos_token_ids=(), pad_token_id=0, **_common.PEERS_QWEN2
+    )
   else:
     cfg = config_lib.tiny_text(vocab_size=1024).replace(eos_token_ids=())
   params = params_lib.init(specs(cfg), jax.random.key(0))
@@ -166,7 +154,7 @@ def main(argv) -> int:
   window = times[2:7] if len(times) >= 7 else times[1:]
   med = {k: float(np.median([t[k] for t in window])) for k in times[0]}
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-  print(f"machine: {_machine.describe()}")
+  print(f"machine: {_common.describe()}")
   print(f"workload: {args.workload}; P={P} G={G} new tokens={T}; fp32")
   for k, v in med.items():
     print(f"  {k:>13}: {v:6.3f} s")

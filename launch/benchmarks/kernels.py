@@ -19,7 +19,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from benchmarks import _machine
+from benchmarks import _common
 from emojax import kernels
 
 
@@ -152,7 +152,7 @@ def decode(quick: bool) -> None:
 def main(argv: list[str]) -> int:
   quick = "--quick" in argv
   on_gpu = jax.default_backend() == "gpu"
-  print("machine:", _machine.describe())
+  print("machine:", _common.describe())
   logprobs(on_gpu, quick)
   if on_gpu:
     attention(quick)

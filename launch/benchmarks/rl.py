@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import torch
 
-from benchmarks import _machine
+from benchmarks import _common
 from emojax.rewards import REWARDS
 from emojax.rl import loss as rl_loss
 
@@ -146,7 +146,7 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--loss_b", type=int, default=128)
   parser.add_argument("--loss_t", type=int, default=512)
   args = parser.parse_args(argv[1:])
-  print("machine:", _machine.describe())
+  print("machine:", _common.describe())
   _bench_rewards(args.rows)
   _bench_loss(args.loss_b, args.loss_t)
   return 0

@@ -17,40 +17,17 @@ once, over the bandwidth measured here by a large device copy.
 
 import argparse
 import tempfile
-import time
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import _machine
+from benchmarks import _common
 from emojax import rollout
 from emojax.model import config as config_lib
 from emojax.model import kv_cache
 from emojax.model import params as params_lib
 from emojax.model import specs as model_specs
-
-PEERS_CPU = dict(
-  vocab_size=1024,
-  hidden_size=256,
-  intermediate_size=768,
-  num_layers=4,
-  num_heads=8,
-  num_kv_heads=2,
-  head_dim=32,
-  rope_theta=10000.0,
-)
-
-
-def _seconds(fn, iters: int) -> float:
-  """Median wall time of `iters` calls after one warm-up call."""
-  fn()
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 def _prompts(P: int, T: int, vocab: int) -> dict:
@@ -96,7 +73,7 @@ def cpu(preset: str, iters: int) -> int:
 
   cfg = config_lib.tiny_text()
   if preset == "peers":
-    cfg = cfg.replace(**PEERS_CPU)
+    cfg = cfg.replace(**_common.PEERS_QWEN2)
   P, G, T, N = 16, 8, 32, 64
   B = P * G
   torch.manual_seed(0)
@@ -109,8 +86,8 @@ def cpu(preset: str, iters: int) -> int:
 
   run = _emojax_timer(params, cfg, prompts, G, N)
   t_full, t_pre = (
-    _seconds(lambda: run(N), iters),
-    _seconds(lambda: run(1), iters),
+    _common.median_seconds(lambda: run(N), iters),
+    _common.median_seconds(lambda: run(1), iters),
   )
 
   ids = torch.as_tensor(np.repeat(prompts["input_ids"], G, axis=0))
@@ -131,10 +108,10 @@ def cpu(preset: str, iters: int) -> int:
       )
     assert out.shape[1] == T + n
 
-  h_full = _seconds(lambda: hf_run(N), iters)
-  h_pre = _seconds(lambda: hf_run(1), iters)
+  h_full = _common.median_seconds(lambda: hf_run(N), iters)
+  h_pre = _common.median_seconds(lambda: hf_run(1), iters)
   cache_bytes = kv_cache.nbytes(cfg, B, T + N - 1)
-  print(f"machine: {_machine.describe()}; torch {torch.__version__}")
+  print(f"machine: {_common.describe()}; torch {torch.__version__}")
   print(
     f"rollout {preset} preset (D={cfg.hidden_size}, L={cfg.num_layers}, "
     f"V={cfg.vocab_size}) fp32: P={P} x G={G} = {B} rows, prompt {T}, "
@@ -158,7 +135,7 @@ def _bandwidth() -> float:
   """Bytes/s of a 4 GiB device copy (read + write)."""
   x = jnp.ones((1 << 30,), jnp.float32)
   copy = jax.jit(lambda a: a + 1)
-  t = _seconds(lambda: copy(x).block_until_ready(), 5)
+  t = _common.median_seconds(lambda: copy(x).block_until_ready(), 5)
   return 2 * x.nbytes / t
 
 
@@ -166,7 +143,7 @@ def gpu(iters: int) -> int:
   P, G, T, N = 16, 8, 512, 256
   B = P * G
   bw = _bandwidth()
-  print(f"machine: {_machine.describe()}")
+  print(f"machine: {_common.describe()}")
   print(
     f"rollout bf16 random weights: B={B} ({P} x {G}), prompt {T}, {N} new "
     f"tokens, temperature 1; measured copy bandwidth {bw / 1e12:.2f} TB/s"
@@ -179,8 +156,8 @@ def gpu(iters: int) -> int:
     params = params_lib.init(specs, jax.random.key(0))
     prompts = _prompts(P, T, cfg.vocab_size)
     run = _emojax_timer(params, cfg, prompts, G, N)
-    t_full = _seconds(lambda run=run: run(N), iters)
-    t_pre = _seconds(lambda run=run: run(1), iters)
+    t_full = _common.median_seconds(lambda run=run: run(N), iters)
+    t_pre = _common.median_seconds(lambda run=run: run(1), iters)
     print(f" {name}:")
     step = _report("emojax", t_full, t_pre, B, N)
     weights = params_lib.count(specs) * 2

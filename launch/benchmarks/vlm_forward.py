@@ -8,30 +8,19 @@ images/s and tokens/s of the full forward (vision tower + merge + LM).
 """
 
 import argparse
-import time
 
 import jax
 import numpy as np
 import torch
 import transformers
 
-from benchmarks import _machine
+from benchmarks import _common
 from emojax.hf import qwen2_5_vl as hf_vl
 from emojax.model import config as config_lib
 from emojax.model import model as model_lib
 from emojax.model import vision, vlm
 
 GRID = (1, 8, 8)  # a 64x64 face
-
-
-def _median_seconds(fn, iters: int) -> float:
-  fn()  # warm-up (compile / allocator)
-  times = []
-  for _ in range(iters):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
 
 
 def _batch(cfg, rows: int, text: int) -> dict:
@@ -70,7 +59,7 @@ def main(argv) -> int:
   batch = _batch(cfg, args.batch, args.text)
   prepared = vlm.prepare(cfg, batch)
   fwd = jax.jit(model_lib.forward, static_argnums=1)
-  t_emojax = _median_seconds(
+  t_emojax = _common.median_seconds(
     lambda: fwd(params, cfg, prepared).block_until_ready(), args.iters
   )
   tb = {k: torch.as_tensor(v) for k, v in batch.items()}
@@ -80,9 +69,9 @@ def main(argv) -> int:
     with torch.inference_mode():
       hf_model(**tb)
 
-  t_torch = _median_seconds(torch_fwd, args.iters)
+  t_torch = _common.median_seconds(torch_fwd, args.iters)
   tokens = batch["input_ids"].size
-  print(f"machine: {_machine.describe()}; torch {torch.__version__}")
+  print(f"machine: {_common.describe()}; torch {torch.__version__}")
   print(
     f"vlm forward tiny_vlm fp32, B={args.batch} images {GRID} + "
     f"T={batch['input_ids'].shape[1]} tokens per row"

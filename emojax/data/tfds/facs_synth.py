@@ -30,6 +30,13 @@ class EmojaxFacsSynth(facial_r1.EmojaxFacialR1):
   """Synthetic FACS faces with ground-truth AUs, labels, descriptions."""
 
   name = "emojax_facs_synth"
+  # Rendered content is code: bump when faces, labels or texts change, so
+  # prepared copies in tfds_dir are not silently reused.
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+    "1.0.0": "First release.",
+    "1.1.0": "Captions use one phrasing per movement.",
+  }
   HOMEPAGE = ""
   DESCRIPTION = "Procedural frontal faces whose AUs and emotion are known."
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
