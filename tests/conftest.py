@@ -21,3 +21,13 @@ import sys  # noqa: E402
 
 # Shared test helpers (tests/tiny_hf.py, ...) import as top-level modules.
 sys.path.insert(0, os.path.dirname(__file__))
+
+
+import pytest  # noqa: E402
+
+
+def pytest_runtest_setup(item):
+  """`gpu`-marked tests need a GPU backend (`pytest -m gpu` on one, with
+  JAX_PLATFORMS=cuda as launch/gpu_check.sh sets); elsewhere they skip."""
+  if item.get_closest_marker("gpu") and jax.default_backend() != "gpu":
+    pytest.skip("needs a GPU: run `bash launch/gpu_check.sh` on one")

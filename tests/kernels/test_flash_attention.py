@@ -97,8 +97,6 @@ def test_bad_shapes_say_what_to_fix():
 @pytest.mark.parametrize("K", [32, 8])
 @pytest.mark.parametrize("E", [64, 128])
 def test_on_gpu_matches_twin(K, E):
-  if jax.default_backend() != "gpu":
-    pytest.skip("needs a GPU")
   q, k, v, do = _inputs(2, 1000, 32, K, E, jnp.bfloat16)
   seg = _segments(2, 1000)
   kw = dict(causal=True, segment_ids=seg)
