@@ -15,6 +15,7 @@ PRESETS = (
   "r1_omni",
   "human_omni_v2",
   "emocaliber",
+  "affectgpt_r1",
   "dapo",
   "dr_grpo",
 )
@@ -93,6 +94,16 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
     c.max_completion_length = 2048
     c.reward_names = ["confidence"]
     c.reward_weights = [1.0]
+  elif name == "affectgpt_r1":  # 3rd-party re-implementation (section 4).
+    c.beta = 0.0  # kl_coef 0.
+    c.temperature = 0.8
+    c.top_p = 0.9
+    # EW-F1 of the answer x the P3 label-count penalty (inside ew_f1), and
+    # the format at 0.2. Its "dual" (0.6) and alignment (0.4) rewards need
+    # an LLM label extractor: not here.
+    c.reward_names = ["ew_f1", "format"]
+    c.reward_weights = [1.0, 0.2]
+    # G, batch and lengths: UNVERIFIED (the paper's are not public).
   elif name == "dapo":  # DAPO paper; TRL loss_type='dapo'.
     c.group_size = 16  # UNVERIFIED: paper value from memory.
     c.loss_type = "dapo"

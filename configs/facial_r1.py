@@ -32,7 +32,7 @@ def _data() -> ml_collections.ConfigDict:
   d.image_size = 64  # facs_synth: face side in pixels.
   d.min_pixels = 32 * 32  # Image budget (Qwen2.5-VL smart resize).
   d.max_pixels = 64 * 64
-  d.max_len = 256  # Tokens per example incl. image tokens (never cut).
+  d.max_len = 320  # Tokens per example incl. image tokens (never cut).
   d.emotions = (
     "anger",
     "happiness",
@@ -43,6 +43,10 @@ def _data() -> ml_collections.ConfigDict:
     "fear",
   )  # Facial-R1's default label list.
   d.au_definitions = False  # Long AU glossary in the prompt (real runs).
+  d.prompt = "facial_r1"  # Task prompt: emojax.data.examples.PROMPTS kind.
+  d.splits = ml_collections.ConfigDict(
+    {"train": "train", "sft": "sft", "test": "test"}
+  )  # The dataset's split (tfds syntax, e.g. 'x[:90%]') read as each role.
   d.on_bad_example = "fail"  # fail | skip (count and report).
   return d
 
@@ -97,14 +101,14 @@ def _pretrain() -> ml_collections.ConfigDict:
   return p
 
 
-def _grpo() -> ml_collections.ConfigDict:
-  g = common.grpo_preset("facial_r1")
+def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
+  """`common.grpo_preset(preset)` sized for the embedded CPU run."""
+  g = common.grpo_preset(preset)
   g.steps = 40  # GRPO steps (one rollout batch each).
   g.prompts_per_step = 8  # P.
   g.group_size = 8  # G.
   g.max_completion_length = 64  # New tokens per completion.
   g.max_prompt_length = 160
-  g.beta = 0.04  # KL to the frozen reference (Facial-R1 final).
   g.micro_batch_size = 0  # Rows per gradient pass (0: all P*G).
   g.optim = _optim(lr=2e-5, warmup=0)
   g.ref_sync_every = 0  # Copy policy -> reference every N steps (0: never).
@@ -144,7 +148,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.model = _model()
   c.pretrain = _pretrain()
   c.sft = _sft()
-  c.rl = _grpo()
+  c.rl = grpo()  # beta 0.04: KL to the frozen reference (Facial-R1 final).
   c.synthesize = _synthesize()
   c.eval = _eval()
   c.checkpoint_every = 50  # Steps between checkpoints within a stage.
@@ -155,7 +159,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   variant = arg or ""
   if variant == "smoke":
-    _smoke(c)
+    smoke(c)
   elif variant == "qwen2_5_vl_7b":
     _qwen2_5_vl_7b(c)
   elif variant:
@@ -166,7 +170,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   return c
 
 
-def _smoke(c) -> None:
+def smoke(c) -> None:
   """Every stage, a few steps, on a handful of faces: seconds, for tests."""
   c.data.num_train, c.data.num_sft, c.data.num_test = 24, 8, 8
   c.model.base = ""  # Random init: the base model takes minutes to build.
@@ -180,20 +184,26 @@ def _smoke(c) -> None:
   c.rl.log_completions_every = 1
 
 
-def _qwen2_5_vl_7b(c) -> None:
-  """Facial-R1's real run: Qwen2.5-VL-7B-Instruct on FEA-20K, 8 GPUs/TPU."""
+def qwen2_5_vl_7b(c) -> None:
+  """Qwen2.5-VL-7B-Instruct from `model.hf_dir`, FSDP over 8 GPUs or a TPU
+  pod, Qwen's image budget; data and weights paths left to set."""
   c.mesh = ml_collections.ConfigDict({"data": 1, "fsdp": -1, "tensor": 1})
-  c.data.dataset = "facial_r1"
-  c.data.manual_dir = ""  # Set: --config.data.manual_dir=/data/FEA-20K.
+  c.data.manual_dir = ""  # Set: --config.data.manual_dir=/data/...
   c.data.min_pixels, c.data.max_pixels = 3136, 1003520  # Qwen defaults.
   c.data.max_len = 4096
-  c.data.au_definitions = True  # Facial-R1's full prompt.
   c.model.preset = "qwen2_5_vl_7b"
   c.model.hf_dir = ""  # Set: --config.model.hf_dir=/ckpt/Qwen2.5-VL-7B-...
   c.model.base = ""
   c.model.dtype = "bfloat16"
   c.model.attention = "cudnn"  # On TPU: 'pallas'.
   c.model.remat = True
+
+
+def _qwen2_5_vl_7b(c) -> None:
+  """Facial-R1's real run: Qwen2.5-VL-7B-Instruct on FEA-20K, 8 GPUs/TPU."""
+  qwen2_5_vl_7b(c)
+  c.data.dataset = "facial_r1"  # --config.data.manual_dir=/data/FEA-20K.
+  c.data.au_definitions = True  # Facial-R1's full prompt.
   c.sft.steps = 1100  # ~2 epochs of 17.7k rows at 32 rows per step.
   c.sft.batch_size, c.sft.micro_batch_size = 32, 2
   c.sft.optim.lr, c.sft.optim.warmup_steps = 5e-6, 30  # sft_emotion.sh.

@@ -20,6 +20,19 @@ from emojax.data import tokenizer as tokenizer_lib
 
 Mode = Literal["sft", "rollout"]
 
+# Prompt kinds: (config, the row's `text`) -> the user turn's text.
+PROMPTS = {
+  "facial_r1": lambda c, text: prompts.facial_r1_grpo(
+    c.emotions, au_definitions=c.au_definitions
+  ),
+  "caption": lambda c, text: prompts.CAPTION_QUESTION,
+  "r1_omni": lambda c, text: prompts.R1_OMNI,
+  "human_omni_v2": lambda c, text: prompts.human_omni_v2(c.emotions),
+  "emocaliber": lambda c, text: prompts.emocaliber(c.emotions),
+  "open_vocabulary": lambda c, text: prompts.open_vocabulary(text=text),
+  "text_classifier": lambda c, text: prompts.text_classifier(text, c.emotions),
+}
+
 
 @dataclasses.dataclass(frozen=True)
 class ExampleConfig:
@@ -30,9 +43,11 @@ class ExampleConfig:
   emotions: tuple[str, ...] = facs.LABEL_SETS["basic7"]  # Prompt label list.
   au_definitions: bool = True  # Facial-R1 prompt with the AU definitions.
   target: str = "description"  # SFT target field ('description'/'caption').
-  # Prompt for image rows: 'facial_r1' (the GRPO prompt) or 'caption' (the
-  # plain-words question the base model learns on). A row's own non-empty
-  # `prompt` field (synthesis prompts) overrides either.
+  # The recipe's prompt, one of PROMPTS: 'facial_r1' (the GRPO prompt;
+  # text rows get the text classifier's), 'caption' (the plain-words
+  # question the base model learns on), 'r1_omni', 'human_omni_v2',
+  # 'emocaliber', 'open_vocabulary' (AffectGPT-R1) or 'text_classifier'. A
+  # row's own non-empty `prompt` field (synthesis prompts) overrides it.
   prompt: str = "facial_r1"
   system: str | None = None  # Optional system turn.
   image: ip.ImageProcessorConfig = ip.ImageProcessorConfig()
@@ -90,17 +105,14 @@ class Prepare:
   def _prompt(self, row: dict, has_image: bool) -> str:
     if _text(row.get("prompt", b"")):
       return _text(row["prompt"])
-    if not has_image:
-      return prompts.text_classifier(_text(row.get("text", b"")))
-    if self.cfg.prompt == "caption":
-      return prompts.CAPTION_QUESTION
-    if self.cfg.prompt == "facial_r1":
-      return prompts.facial_r1_grpo(
-        self.cfg.emotions, au_definitions=self.cfg.au_definitions
+    kind, text = self.cfg.prompt, _text(row.get("text", b""))
+    if kind not in PROMPTS:
+      raise ValueError(
+        f"ExampleConfig.prompt={kind!r}; use one of {sorted(PROMPTS)}."
       )
-    raise ValueError(
-      f"ExampleConfig.prompt={self.cfg.prompt!r}; use 'facial_r1' or 'caption'."
-    )
+    if not has_image and kind == "facial_r1":  # Text rows: dair-ai/emotion.
+      return prompts.text_classifier(text)
+    return PROMPTS[kind](self.cfg, text)
 
   def _image(self, row: dict):
     data = row.get("image", b"")

@@ -3,11 +3,13 @@
 Facial-R1 texts are transcribed from RobitsG/Facial-R1
 (`src/open-r1-multimodal/src/open_r1/prompts/emotion_prompt.py` GRPO_PROMPT,
 `src/eval/infer_emotion.py` Ground Truth and retry blocks); R1-Omni's from
-HumanMLLM/R1-Omni. EmoCaliber's and the reasoning-text classifier's are
-emojax's wording of the formats their papers describe (their prompts ship
-inside their data, not their code). Facial-R1 formats the emotion list with
-Python's `dict.keys()` repr; emojax writes it as `[anger, happiness, ...]`,
-the form of Facial-R1's own commented-out short prompt.
+HumanMLLM/R1-Omni. EmoCaliber's, HumanOmniV2's, AffectGPT-R1's
+open-vocabulary one and the reasoning-text classifier's are emojax's
+wording of the formats their papers describe (their prompts ship inside
+their data, not their code, or no code is public). Facial-R1 formats the
+emotion list with Python's `dict.keys()` repr; emojax writes it as
+`[anger, happiness, ...]`, the form of Facial-R1's own commented-out short
+prompt.
 """
 
 import re
@@ -86,6 +88,23 @@ _EMOCALIBER = (
   "for the evoked emotion</analysis>. Then give one word from {Emotions} in "
   "<answer>...</answer>, and your confidence that the answer is right, a "
   "number strictly between 0 and 1, in <confidence>...</confidence>."
+)
+
+# HumanOmniV2's format (METHODS.md section 3): context, then reasoning.
+_HUMAN_OMNI_V2 = (
+  "{Question}\n"
+  "First summarise what you see that matters (the person, their expression "
+  "and the scene) in <context>...</context>, then reason from that context "
+  "in <think>...</think>, then give one word from {Emotions} in "
+  "<answer>...</answer>."
+)
+
+# AffectGPT-R1's open-vocabulary task (METHODS.md section 4): any number
+# of free-form emotion words, scored by the emotion wheel.
+_OPEN_VOCABULARY = (
+  "{Context}Which emotions does the person express? Reason about the cues "
+  "in <think>...</think>, then list every emotion word that applies, comma "
+  "separated (as few as are true), in <answer>...</answer>."
 )
 
 _TEXT_CLASSIFIER = (
@@ -185,6 +204,22 @@ def emocaliber(
 ) -> str:
   """EmoCaliber's tagged reasoning format with a verbalised confidence."""
   return _EMOCALIBER.format(Question=question, Emotions=emotion_list(emotions))
+
+
+def human_omni_v2(
+  emotions: Iterable[str], *, question: str = DEFAULT_QUESTION
+) -> str:
+  """HumanOmniV2's `<context>` `<think>` `<answer>` format."""
+  return _HUMAN_OMNI_V2.format(
+    Question=question, Emotions=emotion_list(emotions)
+  )
+
+
+def open_vocabulary(*, text: str = "") -> str:
+  """AffectGPT-R1's open-vocabulary question; `text` (a subtitle) is quoted
+  before it when given."""
+  context = f'The person says: "{text}"\n' if text else ""
+  return _OPEN_VOCABULARY.format(Context=context)
 
 
 def text_classifier(

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from emojax import sharding
-from emojax.model import attention, rope
+from emojax.model import attention, rope, swiglu
 from emojax.model.config import ModelConfig
 from emojax.model.kv_cache import KVCache
 from emojax.model.params import ParamSpec, normal, ones, zeros
@@ -123,12 +123,15 @@ def _attention_block(p, cfg, h_BTD, cos_sin, masks, kv):
 
 def _mlp_block(p, h_BTD):
   dt = h_BTD.dtype
-  gate_BTF = jnp.einsum("btd,df->btf", h_BTD, p["w_gate_LDF"].astype(dt))
-  up_BTF = jnp.einsum("btd,df->btf", h_BTD, p["w_up_LDF"].astype(dt))
-  act_BTF = sharding.constrain(
-    jax.nn.silu(gate_BTF) * up_BTF, ("batch", "act_seq", "mlp")
+  B, T, D = h_BTD.shape
+  out_RD = swiglu.swiglu_mlp(
+    h_BTD.reshape(B * T, D),
+    p["w_gate_LDF"].astype(dt),
+    p["w_up_LDF"].astype(dt),
+    p["w_down_LFD"].astype(dt),
+    act_axes=("batch", "mlp"),
   )
-  return jnp.einsum("btf,fd->btd", act_BTF, p["w_down_LFD"].astype(dt))
+  return out_RD.reshape(B, T, D)
 
 
 def layer(p, cfg: ModelConfig, x_BTD, cos_sin, masks, kv=None):

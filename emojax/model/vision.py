@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from emojax import sharding
-from emojax.model import attention
+from emojax.model import attention, swiglu
 from emojax.model import params as params_lib
 from emojax.model.config import VisionConfig
 
@@ -333,12 +333,16 @@ def block(layer, vcfg, x_ND, cos_NE, sin_NE, blocks, dtype, impl):
   h_ND = rms_norm(x_ND, p["norm1_D"])
   x_ND = x_ND + _attention(p, vcfg, h_ND, cos_NE, sin_NE, blocks, impl)
   h_ND = rms_norm(x_ND, p["norm2_D"])
-  gate_NF = h_ND @ p["gate_DF"] + p["gate_bias_F"][None]
-  up_NF = h_ND @ p["up_DF"] + p["up_bias_F"][None]
-  hidden_NF = sharding.constrain(
-    jax.nn.silu(gate_NF) * up_NF, ("patches", "vision_mlp")
+  return x_ND + swiglu.swiglu_mlp(
+    h_ND,
+    p["gate_DF"],
+    p["up_DF"],
+    p["down_FD"],
+    b_gate_F=p["gate_bias_F"],
+    b_up_F=p["up_bias_F"],
+    b_down_D=p["down_bias_D"],
+    act_axes=("patches", "vision_mlp"),
   )
-  return x_ND + hidden_NF @ p["down_FD"] + p["down_bias_D"][None]
 
 
 def _attention(p, vcfg, h_ND, cos_NE, sin_NE, blocks, impl):

@@ -31,6 +31,7 @@ def base_config(config):
   c.model.hf_dir = ""
   c.data.dataset = "facs_synth"
   c.data.manual_dir = ""
+  c.data.splits = {"train": "train", "sft": "sft", "test": "test"}
   c.data.seed = config.data.seed + BASE_SEED_OFFSET
   c.data.num_train = config.pretrain.num_train
   c.data.num_sft = c.data.num_test = 8

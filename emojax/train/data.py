@@ -17,16 +17,20 @@ import tensorflow_datasets as tfds
 from emojax.data import image_processor as ip
 from emojax.data import pipeline
 from emojax.data.examples import ExampleConfig
-from emojax.data.tfds import facial_r1, facs_synth
+from emojax.data.tfds import dair_emotion, facial_r1, facs_synth, mer
 
 BUILDERS = {
   "facs_synth": facs_synth.EmojaxFacsSynth,
   "facial_r1": facial_r1.EmojaxFacialR1,
+  "dair_emotion": dair_emotion.EmojaxDairEmotion,
+  "mer": mer.EmojaxMer,
 }
+ROLES = ("train", "sft", "test")  # The splits the stages read.
 
 
-def builder(cfg):
-  """The prepared tfds builder of `cfg.data` (prepared once, then cached)."""
+def builder(cfg) -> Splits:
+  """The prepared tfds builder of `cfg.data` (prepared once, then cached),
+  its splits named as the stages read them (`cfg.splits`)."""
   if cfg.dataset not in BUILDERS:
     raise ValueError(
       f"config.data.dataset={cfg.dataset!r}; choose one of {sorted(BUILDERS)}."
@@ -58,12 +62,41 @@ def builder(cfg):
   b.download_and_prepare(
     download_config=tfds.download.DownloadConfig(manual_dir=manual)
   )
-  return b
+  return Splits(b, dict(cfg.get("splits") or {}))
+
+
+class Splits:
+  """A builder whose `as_data_source(role)` reads `names[role]`.
+
+  Stages read the roles `train`, `sft` and `test`; a dataset with other
+  split names (MER's `ovmerd`, dair-ai/emotion's `validation`) or slices of
+  one split (`'ovmerd[:90%]'`, tfds split syntax) is mapped onto them.
+  Other attributes are the builder's.
+  """
+
+  def __init__(self, b, names: dict[str, str]):
+    unknown = sorted(set(names) - set(ROLES))
+    if unknown:
+      raise ValueError(
+        f"config.data.splits has unknown roles {unknown}; use {ROLES}."
+      )
+    self._b, self._names = b, names
+
+  def as_data_source(self, role: str):
+    return self._b.as_data_source(self._names.get(role) or role)
+
+  def __getattr__(self, name: str):
+    if name.startswith("_"):  # Not set yet (copy, pickle): no recursion.
+      raise AttributeError(name)
+    return getattr(self._b, name)
 
 
 def image_config(model_cfg, cfg) -> ip.ImageProcessorConfig:
-  """Preprocessing that matches the model's patching."""
+  """Preprocessing that matches the model's patching (text models: the
+  default, unused since their rows carry no image)."""
   v = model_cfg.vision
+  if v is None:
+    return ip.ImageProcessorConfig()
   return ip.ImageProcessorConfig(
     patch_size=v.patch_size,
     merge_size=v.spatial_merge_size,
@@ -71,6 +104,12 @@ def image_config(model_cfg, cfg) -> ip.ImageProcessorConfig:
     min_pixels=cfg.min_pixels,
     max_pixels=cfg.max_pixels,
   )
+
+
+def task_prompt(cfg, prompt: str) -> str:
+  """The prompt kind rows get: 'caption' as asked, else the recipe's
+  `cfg.prompt` (an `ExampleConfig.prompt` kind), if set."""
+  return prompt if prompt == "caption" else cfg.get("prompt") or prompt
 
 
 def example_config(
@@ -82,7 +121,7 @@ def example_config(
     emotions=tuple(cfg.emotions),
     au_definitions=cfg.au_definitions,
     target=target,
-    prompt=prompt,
+    prompt=task_prompt(cfg, prompt),
     image=image_config(model_cfg, cfg),
   )
 
@@ -104,6 +143,8 @@ def iterator(
 ):
   """A checkpointable batch iterator over `source`.
 
+  `prompt` is 'caption' (the base model's captions) or the task prompt,
+  which `cfg.prompt` (the recipe's prompt kind) replaces when set.
   `max_len` overrides `cfg.max_len` (synthesis prompts are longer).
   """
   pc = pipeline.PipelineConfig(

@@ -1,0 +1,109 @@
+r"""R1-Omni and HumanOmniV2: R1-style GRPO for emotion, image-only here.
+
+  python launch/train.py --config=configs/r1_omni.py                 # embedded
+  python launch/train.py --config=configs/r1_omni.py:smoke           # seconds
+  python launch/train.py --config=configs/r1_omni.py:human_omni_v2   # embedded
+  python launch/train.py --config=configs/r1_omni.py:human_omni_v2,smoke
+  python launch/train.py --config=configs/r1_omni.py:qwen2_5_vl_7b \
+      --config.model.hf_dir=/ckpt/Qwen2.5-VL-7B-Instruct \
+      --config.data.manual_dir=/data/frames
+  (and `:human_omni_v2,qwen2_5_vl_7b` likewise)
+
+R1-Omni (METHODS.md section 2): a small cold-start SFT on `<think>` /
+`<answer>` reasoning, then GRPO with R = accuracy + format, its verbatim
+prompt (which says "throughout the video"), no ratio clipping, sequence-mean
+loss, beta 0.04 (preset `r1_omni`). HumanOmniV2 (section 3, its stage 3):
+the answer must follow a `<context>` summary and `<think>` (prompt kind
+`human_omni_v2`, emojax's wording; reward `format_context` + accuracy),
+no std in the advantage, token-mean loss, beta decaying to 0.25 beta by
+mid-run, temperature 0.9 (preset `human_omni_v2`).
+
+The default (and `:human_omni_v2`) is the embedded CPU run, Facial-R1's
+(`configs/facial_r1.py`) data and model with this recipe's prompt and
+rewards: synthetic FACS faces, the tiny VLM from the project's cached base
+model, SFT on the `sft` rows' reasoning, then GRPO on label-only rows.
+facs_synth's reasoning has no `<context>` block, so HumanOmniV2's format
+reward starts near 0 and its accuracy reward carries the signal.
+
+`:qwen2_5_vl_7b` runs the recipe on real images: Qwen2.5-VL-7B-Instruct
+from `model.hf_dir`, and in `data.manual_dir` Facial-R1's JSONL layout
+(`emojax/data/tfds/facial_r1.py`): `sft.jsonl` (the cold-start CoT rows:
+R1-Omni used 580), `train.jsonl` (label-only; e.g. one frame per MAFW /
+DFEW clip) and `test.jsonl`. Set `--config.data.emotions` to the data's
+label set (e.g. facs.LABEL_SETS['dfew']).
+
+What is missing for video and audio, which both recipes read:
+- Video: emojax's vision tower and data pipeline take one image per row.
+  Qwen2.5-VL's video path is needed: frames sampled per clip, patches
+  stacked over `temporal_patch_size` frames (3-D patches, `grid_t` > 1),
+  `<|video_pad|>` tokens expanded per clip, M-RoPE temporal positions
+  scaled by seconds per grid step, and a data builder that decodes clips.
+  The model config carries `temporal_patch_size` and `video_token_id`,
+  but the image processor repeats one still over the temporal patch,
+  `vlm.prepare` rejects `<|video_pad|>`, and no builder decodes clips.
+- Audio: no audio encoder. R1-Omni's base (HumanOmni-0.5B) uses
+  whisper-large-v3 features; HumanOmniV2's Qwen2.5-Omni has its own audio
+  tower and time-aligned (TMRoPE) interleaving. Both, their weights'
+  import (emojax converts Qwen2 and Qwen2.5-VL only) and audio decoding in
+  the pipeline are missing; neither base model can be loaded.
+- HumanOmniV2's LLM-judged context and logic rewards (stage 2) need a
+  judge model; only its stage-3 rewards (format, accuracy) are here.
+R1-Omni's base is replaced by Qwen2.5-VL-7B-Instruct (UNVERIFIED as a
+stand-in); its lr is TRL's default 1e-6 (UNVERIFIED for its version).
+"""
+
+import ml_collections
+
+from configs import facial_r1
+
+RECIPES = ("r1_omni", "human_omni_v2")
+SIZES = ("smoke", "qwen2_5_vl_7b")
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+  """Variant: comma-separated [human_omni_v2][,smoke | ,qwen2_5_vl_7b]."""
+  parts = [p for p in (arg or "").split(",") if p]
+  bad = [p for p in parts if p not in RECIPES + SIZES]
+  recipes = [p for p in parts if p in RECIPES]
+  sizes = [p for p in parts if p in SIZES]
+  if bad or len(recipes) > 1 or len(sizes) > 1:
+    raise ValueError(
+      f"configs/r1_omni.py: bad variant {arg!r}; use '', 'human_omni_v2', "
+      f"'smoke', 'qwen2_5_vl_7b' or 'human_omni_v2,<size>'."
+    )
+  recipe = recipes[0] if recipes else "r1_omni"
+  c = facial_r1.get_config()
+  c.stages = ("sft", "grpo")  # Cold start, then RL.
+  c.data.prompt = recipe
+  c.data.max_len = 320  # Prompt, image and the longest sft row: 298.
+  c.rl = facial_r1.grpo(recipe)
+  if sizes == ["smoke"]:
+    facial_r1.smoke(c)
+  elif sizes == ["qwen2_5_vl_7b"]:
+    _qwen2_5_vl_7b(c, recipe)
+  return c
+
+
+def _qwen2_5_vl_7b(c, recipe: str) -> None:
+  """The recipe's hyper-parameters on Qwen2.5-VL-7B-Instruct, 8 GPUs/TPU."""
+  facial_r1.qwen2_5_vl_7b(c)
+  c.data.dataset = "facial_r1"  # Images/frames as Facial-R1 JSONL.
+  c.sft.steps = 40  # UNVERIFIED: ~2 epochs of 580 cold-start rows at 32.
+  c.sft.batch_size, c.sft.micro_batch_size = 32, 2
+  c.sft.optim.lr, c.sft.optim.warmup_steps = 1e-5, 4  # UNVERIFIED.
+  if recipe == "r1_omni":
+    c.rl.steps = 15306  # 2 epochs of 15,306 clips, 2 prompts per step.
+    c.rl.prompts_per_step, c.rl.group_size = 2, 8  # 1 x accum 2 x 8 / 8.
+    c.rl.max_prompt_length, c.rl.max_completion_length = 512, 512
+  else:
+    c.rl.steps = 2000  # UNVERIFIED.
+    c.rl.prompts_per_step, c.rl.group_size = 2, 8  # UNVERIFIED per step.
+    c.rl.max_prompt_length, c.rl.max_completion_length = 2048, 1024
+  c.rl.micro_batch_size = 8
+  c.rl.optim.lr, c.rl.optim.warmup_steps = 1e-6, 0
+  c.rl.log_completions_every = 50
+  c.eval.num_examples, c.eval.batch_size = 100000, 64  # All of test.jsonl.
+  c.eval.max_new_tokens = 1024
+  c.checkpoint_every = 200
+  c.keep_checkpoints = 3
+  c.export_hf = True

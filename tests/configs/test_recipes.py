@@ -1,0 +1,278 @@
+"""The sibling recipe configs: every variant validates, each recipe's rewards
+score by its formula (METHODS.md), and one smoke run per pipeline path
+(face GRPO with the confidence reward; text only) goes end to end."""
+
+import importlib
+import math
+import os
+import sys
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+sys.path.insert(0, ROOT)
+
+from emojax import rewards  # noqa: E402
+from emojax.data import examples, prompts, wheel  # noqa: E402
+from emojax.train import data, setup, stages  # noqa: E402
+from emojax.train.validate import ConfigError, validate  # noqa: E402
+
+VARIANTS = {
+  "facial_r1": ("", "smoke", "qwen2_5_vl_7b"),
+  "affectgpt_r1": ("", "smoke", "mer"),
+  "emocaliber": ("", "smoke", "qwen2_5_vl_7b"),
+  "r1_omni": (
+    "",
+    "smoke",
+    "qwen2_5_vl_7b",
+    "human_omni_v2",
+    "human_omni_v2,smoke",
+    "human_omni_v2,qwen2_5_vl_7b",
+  ),
+  "text_classifier": ("", "smoke", "qwen2_5_1_5b"),
+}
+CASES = [(n, v) for n, vs in VARIANTS.items() for v in vs]
+THINK = "<think>the mouth corners turn up (AU12)</think>"
+
+
+def _config(name: str, variant: str):
+  return importlib.import_module(f"configs.{name}").get_config(variant)
+
+
+def _dair_fixture(folder) -> str:
+  """A tiny dair-ai/emotion folder: train.csv and test.csv."""
+  folder.mkdir(parents=True, exist_ok=True)
+  rows = ["i feel so happy today", "this makes me furious", "i miss her"]
+  for split, n in (("train", 8), ("test", 4)):
+    lines = ["text,label"] + [
+      f"{rows[i % 3]} {i},{(1, 3, 0)[i % 3]}" for i in range(n)
+    ]
+    (folder / f"{split}.csv").write_text("\n".join(lines) + "\n")
+  return str(folder)
+
+
+@pytest.mark.parametrize(("name", "variant"), CASES)
+def test_every_variant_validates_once_its_data_is_set(name, variant, tmp_path):
+  c = _config(name, variant)
+  if c.data.dataset != "facs_synth":
+    c.data.manual_dir = str(tmp_path)  # The user's folder.
+  validate(c, num_devices=8)
+  assert c.data.prompt in examples.PROMPTS
+  assert all(n in rewards.configured(c.rl) for n in c.rl.reward_names)
+  assert c.stages and "grpo" in c.stages
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_unknown_variant_is_named(name):
+  with pytest.raises(ValueError, match="nope"):
+    _config(name, "nope")
+
+
+def test_text_classifier_needs_the_dataset_folder():
+  with pytest.raises(ConfigError, match="data.manual_dir"):
+    validate(_config("text_classifier", ""), num_devices=8)
+
+
+def test_recipe_prompts_reach_the_rows():
+  """data.prompt picks the rows' prompt for every task stage; captions stay."""
+  c = _config("emocaliber", "").data
+  assert data.task_prompt(c, "facial_r1") == "emocaliber"
+  assert data.task_prompt(c, "caption") == "caption"
+  emotions = tuple(c.emotions)
+  cfg = examples.ExampleConfig(emotions=emotions, prompt="emocaliber")
+  prep = examples.Prepare(None, cfg)
+  assert prep._prompt({}, True) == prompts.emocaliber(emotions)
+  for kind, want in (
+    ("r1_omni", prompts.R1_OMNI),
+    ("human_omni_v2", prompts.human_omni_v2(emotions)),
+    ("open_vocabulary", prompts.open_vocabulary(text="so glad")),
+  ):
+    prep = examples.Prepare(None, examples.ExampleConfig(prompt=kind))
+    assert prep._prompt({"text": b"so glad"}, True) == want
+  dair = ("sadness", "joy", "love", "anger", "fear", "surprise")
+  cfg = examples.ExampleConfig(emotions=dair, prompt="text_classifier")
+  got = examples.Prepare(None, cfg)._prompt({"text": b"so glad"}, False)
+  assert got.startswith("Text: so glad\n") and "[sadness, joy, love" in got
+
+
+def test_split_roles_map_onto_the_datasets_splits():
+  class Builder:
+    name = "b"
+
+    def as_data_source(self, split):
+      return split
+
+  b = data.Splits(Builder(), {"train": "ovmerd[:90%]", "test": "ovmerd[90%:]"})
+  got = [b.as_data_source(r) for r in ("train", "sft", "test")]
+  assert got == ["ovmerd[:90%]", "sft", "ovmerd[90%:]"] and b.name == "b"
+  with pytest.raises(ValueError, match="config.data.splits.*'validation'"):
+    data.Splits(Builder(), {"validation": "x"})
+
+
+@pytest.fixture(scope="module")
+def default_sft_rows(tmp_path_factory):
+  """The embedded default's 300 reasoning rows (facs_synth is a function of
+  seed and index), with the project's tokenizer."""
+  tmp = tmp_path_factory.mktemp("default_sft")
+  with pytest.MonkeyPatch.context() as mp:
+    mp.setenv("EMOJAX_CACHE", str(tmp / "cache"))
+    c = _config("facial_r1", "")
+    c.data.num_train = c.data.num_test = 8
+    c.data.tfds_dir = str(tmp / "tfds")
+    tok = setup.tokenizer(c)
+    yield data.builder(c.data).as_data_source("sft"), tok, c.data.num_sft
+
+
+@pytest.mark.parametrize("name", ["affectgpt_r1", "emocaliber", "r1_omni"])
+def test_default_sft_rows_fit_the_recipes_prompt(name, default_sft_rows):
+  """No row of the embedded SFT stage exceeds data.max_len (a bad row fails
+  the run) with the recipe's prompt."""
+  source, tok, n = default_sft_rows
+  variants = [""] + (["human_omni_v2"] if name == "r1_omni" else [])
+  for variant in variants:
+    c = _config(name, variant)
+    it = data.iterator(
+      source,
+      tok,
+      setup.model_config(c, tok),
+      c.data,
+      mode="sft",
+      batch_size=50,
+      seed=0,
+      epochs=1,
+      shuffle=False,
+    )
+    assert sum(len(b["labels"]) for b in it) == n
+
+
+def _scores(c, completions, labels, lengths=None):
+  table = rewards.configured(c.rl)
+  ex = {
+    "labels": labels,
+    "AUs": [[] for _ in labels],
+    "label_set": [tuple(c.data.emotions)] * len(labels),
+    "completion_lengths": lengths or [10] * len(labels),
+  }
+  return {n: table[n](completions, ex) for n in c.rl.reward_names}
+
+
+def _ew_f1(pred, gold):
+  """Mean over the wheel levels of the per-sample EW F1."""
+  fs = [wheel.ew_scores(pred, gold, lv) for lv in wheel.LEVELS]
+  return float(np.mean([s["f1"] if s else 0.0 for s in fs]))
+
+
+def test_affectgpt_ew_f1_times_label_count_penalty():
+  c = _config("affectgpt_r1", "")
+  assert (c.rl.reward_names, c.rl.reward_weights) == (
+    ["ew_f1", "format"],
+    [1.0, 0.2],
+  )
+  gold = ["happiness", "surprise"]
+  pred = ["happiness", "surprise", "anger", "sadness"]
+  texts = [
+    f"{THINK}<answer>{', '.join(pred)}</answer>",
+    f"{THINK}<answer>happiness, surprise</answer>",
+  ]
+  got = _scores(c, texts, [gold, gold])
+  # P3 = log m / log n for n = 4 labels against m = 2 gold.
+  want = _ew_f1(pred, gold) * math.log(2) / math.log(4)
+  assert 0 < want < 0.5
+  np.testing.assert_allclose(got["ew_f1"], [want, 1.0], rtol=1e-6)
+  np.testing.assert_array_equal(got["format"], [1.0, 1.0])
+  assert c.rl.beta == 0.0 and (c.rl.temperature, c.rl.top_p) == (0.8, 0.9)
+
+
+def test_emocaliber_log_score():
+  c = _config("emocaliber", "")
+  assert c.rl.reward_names == ["confidence"]
+  assert (c.rl.advantage, c.rl.loss_type, c.rl.beta) == (
+    "dr_grpo",
+    "dapo",
+    0.01,
+  )
+  parts = "".join(
+    f"<{t}>x</{t}>"
+    for t in ("element", "human", "context", "interaction", "analysis")
+  )
+
+  def text(answer, conf, think=parts):
+    return (
+      f"<think>{think}</think><answer>{answer}</answer>"
+      f"<confidence>{conf}</confidence>"
+    )
+
+  got = _scores(
+    c,
+    [
+      text("Happiness.", 0.8),
+      text("anger", 0.3),
+      text("happiness", 0.8, think="no sub-tags"),
+      text("happiness", 1.0),
+    ],
+    [["happiness"]] * 4,
+  )["confidence"]
+  want = [
+    1 + 1 + 2 * math.log(0.8),  # right: 1 + i + 2 ln c
+    1 + 0 + 2 * math.log(1 - 0.3),  # wrong: 1 + 2 ln(1 - c)
+    -5.0,  # a sub-tag missing
+    -5.0,  # c must be < 1
+  ]
+  np.testing.assert_allclose(got, want, rtol=1e-6)
+
+
+def test_r1_omni_and_human_omni_v2_rewards():
+  r = _config("r1_omni", "")
+  assert r.rl.reward_names == ["emotion", "format"]
+  assert math.isinf(r.rl.epsilon)  # R1-Omni does not clip.
+  right = f"{THINK}<answer>happiness</answer>"
+  got = _scores(r, [right, f"{THINK}<answer>fear</answer>"], [["happy"]] * 2)
+  np.testing.assert_array_equal(got["emotion"], [1.0, 0.0])
+  np.testing.assert_array_equal(got["format"], [1.0, 1.0])
+  h = _config("r1_omni", "human_omni_v2")
+  assert h.data.prompt == "human_omni_v2"
+  assert h.rl.reward_names == ["format_context", "emotion"]
+  with_context = "<context>a smiling face</context>" + right
+  got = _scores(h, [with_context, right], [["happiness"]] * 2)
+  np.testing.assert_array_equal(got["format_context"], [1.0, 0.0])
+  np.testing.assert_array_equal(got["emotion"], [1.0, 1.0])
+
+
+def test_text_classifier_scores_dair_labels():
+  c = _config("text_classifier", "")
+  texts = [f"<think>w</think><answer>{w}</answer>" for w in ("joy", "happy")]
+  got = _scores(c, texts, [["joy"], ["joy"]])
+  # 'happy' normalises to happiness, outside dair-ai/emotion's six labels.
+  np.testing.assert_array_equal(got["emotion"], [1.0, 0.0])
+  assert c.model.preset == "tiny_text" and c.stages == ("grpo",)
+
+
+def _smoke(c, tmp_path, monkeypatch):
+  monkeypatch.setenv("EMOJAX_CACHE", str(tmp_path / "cache"))
+  c.data.tfds_dir = str(tmp_path / "tfds")
+  c.async_checkpoints = False
+  workdir = tmp_path / "run"
+  return stages.train(c, str(workdir)), workdir
+
+
+@pytest.mark.slow  # ~40 s: 240 XLA compiles of the face GRPO step.
+def test_emocaliber_smoke_runs_face_grpo_with_confidence(tmp_path, monkeypatch):
+  """GRPO on faces with the EmoCaliber prompt and reward; SFT and the
+  evaluations are Facial-R1's path (tests/launch/test_train.py)."""
+  c = _config("emocaliber", "smoke")
+  c.stages, c.eval.num_examples = ("grpo",), 0
+  history, workdir = _smoke(c, tmp_path, monkeypatch)
+  assert "evals" not in history
+  table = next((workdir / "completions").glob("0-grpo-*.html")).read_text()
+  assert "<th>confidence</th>" in table  # the GRPO table's reward column
+
+
+def test_text_classifier_smoke_runs_text_only(tmp_path, monkeypatch):
+  c = _config("text_classifier", "smoke")
+  c.data.manual_dir = _dair_fixture(tmp_path / "dair")
+  history, workdir = _smoke(c, tmp_path, monkeypatch)
+  assert set(history["evals"]) == {"base", "0-grpo"}
+  assert history["evals"]["0-grpo"]["count"] == 4.0
+  assert history["evals"]["0-grpo"]["emotion/count"] == 4.0
+  assert (workdir / "eval" / "0-grpo" / "completions.html").exists()
