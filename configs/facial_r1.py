@@ -107,7 +107,7 @@ def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
   g.steps = 40  # GRPO steps (one rollout batch each).
   g.prompts_per_step = 8  # P.
   g.group_size = 8  # G.
-  g.max_completion_length = 64  # New tokens per completion.
+  g.max_completion_length = 160  # New tokens (longest sft reasoning: 147).
   g.max_prompt_length = 160
   g.micro_batch_size = 0  # Rows per gradient pass (0: all P*G).
   g.optim = _optim(lr=2e-5, warmup=0)
@@ -122,7 +122,7 @@ def _synthesize() -> ml_collections.ConfigDict:
   s.num_examples = 400  # Train rows to synthesize reasoning for.
   s.batch_size = 32  # Prompts per decode batch.
   s.max_retry = 5  # Feedback retries per row (Facial-R1: 5).
-  s.max_new_tokens = 96  # Greedy decode budget per attempt.
+  s.max_new_tokens = 160  # Greedy decode budget per attempt.
   s.max_prompt_len = 768  # Prompt + ground truth + retry feedback tokens.
   return s
 
@@ -131,7 +131,7 @@ def _eval() -> ml_collections.ConfigDict:
   e = ml_collections.ConfigDict()
   e.num_examples = 200  # Test rows decoded at the end of each stage.
   e.batch_size = 50  # Prompts per decode batch.
-  e.max_new_tokens = 80  # Greedy decode budget.
+  e.max_new_tokens = 160  # Greedy decode budget (reasoning: <= 147).
   return e
 
 

@@ -303,6 +303,7 @@ def generate(
   top_p: float = 1.0,
   top_k: int = 0,
   greedy: bool = False,
+  suppress_ids: Sequence[int] = (),
   stop_token_ids: Sequence[int] | None = None,
   cache_dtype=None,
   decode_fn: Callable[[list[int]], str] | None = None,
@@ -315,6 +316,7 @@ def generate(
   `batch` uses HF names (`input_ids`, `attention_mask`, optional
   `position_ids`, `pixel_values`, `image_grid_thw`), left or right padded.
   `stop_token_ids` defaults to the model's EOS ids (`()` never stops early);
+  `suppress_ids` are never sampled (greedy picks the best other token);
   `cache_dtype` defaults to the compute dtype (bfloat16 halves the cache);
   `decode_fn` (e.g. a tokenizer's `decode`) fills `Rollout.text`. With a
   `mesh` (default: the one `params` are sharded over), rows are sharded
@@ -329,7 +331,9 @@ def generate(
   cfg = model_config
   mesh = mesh if mesh is not None else _mesh_of(params)
   st = _Static(
-    sampling=sampling.SamplingParams(temperature, top_p, top_k, greedy),
+    sampling=sampling.SamplingParams(
+      temperature, top_p, top_k, greedy, tuple(int(i) for i in suppress_ids)
+    ),
     num_generations=num_generations,
     max_new_tokens=max_new_tokens,
     stop_ids=tuple(

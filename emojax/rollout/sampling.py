@@ -22,6 +22,9 @@ class SamplingParams:
   top_p: float = 1.0
   top_k: int = 0  # 0 = no top-k cut.
   greedy: bool = False
+  # Token ids never emitted (e.g. image placeholders: a completion holding
+  # one would break the next forward's image bookkeeping).
+  suppress_ids: tuple[int, ...] = ()
 
   def __post_init__(self):
     if not self.greedy and not self.temperature > 0:
@@ -39,6 +42,7 @@ class SamplingParams:
     """Whether the sampled distribution differs from the raw softmax."""
     return (
       self.greedy
+      or bool(self.suppress_ids)
       or self.temperature != 1.0
       or self.top_p < 1.0
       or self.top_k > 0
@@ -88,11 +92,15 @@ def sample(
   greedy, a point mass).
   """
   logits_BV = logits_BV.astype(jnp.float32)
+  allowed_BV = logits_BV
+  if sp.suppress_ids:
+    ids = jnp.asarray(sp.suppress_ids, jnp.int32)
+    allowed_BV = logits_BV.at[:, ids].set(-jnp.inf)
   if sp.greedy:
-    tokens_B = jnp.argmax(logits_BV, axis=-1).astype(jnp.int32)
+    tokens_B = jnp.argmax(allowed_BV, axis=-1).astype(jnp.int32)
     logp_B = _pick(logits_BV, tokens_B)
     return tokens_B, logp_B, jnp.zeros_like(logp_B)
-  shaped_BV = shape_logits(logits_BV, sp)
+  shaped_BV = shape_logits(allowed_BV, sp)
   tokens_B = jax.vmap(jax.random.categorical)(keys_B, shaped_BV)
   tokens_B = tokens_B.astype(jnp.int32)
   logp_B = _pick(logits_BV, tokens_B)

@@ -109,6 +109,38 @@ def test_greedy_is_argmax_with_zero_shaped_logprob():
   np.testing.assert_array_equal(shaped_B, 0)
 
 
+def test_suppressed_ids_are_never_emitted():
+  # The suppressed ids are each row's two most likely tokens; transformers'
+  # SuppressTokensLogitsProcessor (-inf on them) is the reference.
+  rng = np.random.RandomState(8)
+  logits_BV = rng.randn(256, 12).astype(np.float32)
+  logits_BV[:, 3] += 6.0
+  logits_BV[:, 7] += 5.0
+  suppress = (3, 7)
+  keys_B = jax.random.split(jax.random.key(2), 256)
+  sp = SamplingParams(suppress_ids=suppress)
+  tokens_B, logp_B, shaped_B = sampling.sample(
+    keys_B, jnp.asarray(logits_BV), sp
+  )
+  tok = np.asarray(tokens_B)
+  assert not np.isin(tok, suppress).any()
+  assert len(np.unique(tok)) > 5
+  hf = hf_lp.SuppressTokensLogitsProcessor(list(suppress), device="cpu")
+  ref_BV = hf(None, torch.tensor(logits_BV)).numpy()
+  rows = np.arange(256)
+  want_shaped = jax.nn.log_softmax(ref_BV)[rows, tok]
+  np.testing.assert_allclose(shaped_B, want_shaped, atol=1e-5)
+  # The raw policy logprob stays the model's own (what training re-reads).
+  want_raw = jax.nn.log_softmax(logits_BV)[rows, tok]
+  np.testing.assert_allclose(logp_B, want_raw, atol=1e-5)
+  greedy, _, _ = sampling.sample(
+    keys_B,
+    jnp.asarray(logits_BV),
+    SamplingParams(greedy=True, suppress_ids=suppress),
+  )
+  np.testing.assert_array_equal(greedy, np.argmax(ref_BV, axis=-1))
+
+
 def test_rows_draw_from_their_own_keys():
   logits_BV = jnp.zeros((6, 100), jnp.float32)
   keys_B = jax.random.split(jax.random.key(7), 6)
