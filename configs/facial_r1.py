@@ -80,7 +80,7 @@ def _optim(lr: float, warmup: int) -> ml_collections.ConfigDict:
 
 def _sft() -> ml_collections.ConfigDict:
   s = ml_collections.ConfigDict()
-  s.steps = 150  # Optimiser steps.
+  s.steps = 100  # Optimiser steps.
   s.batch_size = 16  # Rows per step.
   s.micro_batch_size = 0  # Rows per gradient pass (0: the whole batch).
   s.optim = _optim(lr=1e-3, warmup=10)
@@ -104,7 +104,7 @@ def _pretrain() -> ml_collections.ConfigDict:
 def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
   """`common.grpo_preset(preset)` sized for the embedded CPU run."""
   g = common.grpo_preset(preset)
-  g.steps = 40  # GRPO steps (one rollout batch each).
+  g.steps = 20  # GRPO steps (one rollout batch each).
   g.prompts_per_step = 8  # P.
   g.group_size = 8  # G.
   g.max_completion_length = 160  # New tokens (longest sft reasoning: 147).
@@ -119,11 +119,11 @@ def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
 
 def _synthesize() -> ml_collections.ConfigDict:
   s = ml_collections.ConfigDict()
-  s.num_examples = 400  # Train rows to synthesize reasoning for.
+  s.num_examples = 128  # Train rows to synthesize reasoning for.
   s.batch_size = 32  # Prompts per decode batch.
   s.max_retry = 5  # Feedback retries per row (Facial-R1: 5).
   s.max_new_tokens = 160  # Greedy decode budget per attempt.
-  s.max_prompt_len = 768  # Prompt + ground truth + retry feedback tokens.
+  s.max_prompt_len = 1280  # Prompt + truth + 5 retries' responses/issues.
   return s
 
 

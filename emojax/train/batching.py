@@ -60,7 +60,9 @@ def take_rows(cfg: ModelConfig, batch: Mapping, rows) -> dict:
       and len(value) == len(image_of_B)
     ):
       out[key] = value[rows]
-    elif isinstance(value, list) and len(value) == len(image_of_B):
+    elif isinstance(value, list | tuple) and rows.max(initial=-1) < len(value):
+      # Host lists (labels, line, ...) cover the real rows, which come
+      # before any pad rows.
       out[key] = [value[r] for r in rows]
   if slices:
     images = [int(image_of_B[r]) for r in rows if image_of_B[r] >= 0]

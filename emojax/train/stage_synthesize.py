@@ -3,7 +3,9 @@
 For each of the first `num_examples` train rows (label-only), the current
 model is prompted with the ground-truth AUs and label, decodes greedily,
 and the output is verified (`synthesis.issues`). Failures are retried with
-the previous response and its issues appended, up to `max_retry` times.
+the previous response and its issues appended, up to `max_retry` times
+(a row whose grown prompt passes `max_prompt_len` stops retrying and is
+counted in `prompt_too_long`).
 Verified outputs become new SFT rows (`description`), written as JSONL with
 their provenance (train row index, attempts) for the next SFT stage.
 """
@@ -13,7 +15,7 @@ from __future__ import annotations
 import os
 
 from emojax.data import prompts
-from emojax.train import data, generation, synthesis
+from emojax.train import batching, data, generation, synthesis
 from emojax.train.run import Run, Stage
 
 
@@ -32,32 +34,41 @@ def _prompt(run: Run, row: dict, retries) -> str:
   )
 
 
-def _decode(run: Run, params, rows: list[dict]) -> list[str]:
-  """Greedy completions for rows that carry their own `prompt`."""
+def _decode(run: Run, params, rows: list[dict]) -> list[str | None]:
+  """Greedy completions for rows that carry their own `prompt`; None for a
+  row whose prompt (grown by retry feedback) exceeds `max_prompt_len`."""
   sc, cfg = run.config.synthesize, run.model_cfg
+  data_cfg = run.config.data.copy_and_resolve_references()
+  data_cfg.on_bad_example = "skip"  # too long: that row stops retrying
   batch = next(
     data.iterator(
       rows,
       run.tokenizer,
       cfg,
-      run.config.data,
+      data_cfg,
       mode="rollout",
       batch_size=len(rows),
       seed=0,
       epochs=1,
       shuffle=False,
       max_len=sc.max_prompt_len,
-    )
+    ),
+    None,
   )
+  if batch is None:
+    return [None] * len(rows)
+  n = len(batch["labels"])
   ro = generation.generate(
     run,
     params,
-    batch,
+    batching.take_rows(cfg, batch, range(n)),
     run.key(0),
     max_new_tokens=sc.max_new_tokens,
     greedy=True,
   )
-  return list(ro.text)
+  lines = [int(x) for x in batch["line"][:n]]
+  by_line = dict(zip(lines, ro.text, strict=True))
+  return [by_line.get(int(r["line"])) for r in rows]
 
 
 def build(run: Run, index: int, params, restored) -> Stage:
@@ -75,7 +86,7 @@ def build(run: Run, index: int, params, restored) -> Stage:
     todo = {
       j: [] for j in range(i * sc.batch_size, min((i + 1) * sc.batch_size, n))
     }
-    passed = 0
+    passed = too_long = 0
     for attempt in range(sc.max_retry + 1):
       if not todo:
         break
@@ -88,6 +99,10 @@ def build(run: Run, index: int, params, restored) -> Stage:
       for (j, retries), row, text in zip(
         list(todo.items()), rows, texts, strict=True
       ):
+        if text is None:
+          too_long += 1
+          del todo[j]
+          continue
         problems = synthesis.issues(
           text,
           [_text(a) for a in row["AUs"]],
@@ -100,7 +115,11 @@ def build(run: Run, index: int, params, restored) -> Stage:
         else:
           todo[j] = retries + [(text, problems)]
     size = min((i + 1) * sc.batch_size, n) - i * sc.batch_size
-    return {"pass_rate": passed / size, "kept": float(len(kept))}
+    return {
+      "pass_rate": passed / size,
+      "kept": float(len(kept)),
+      "prompt_too_long": float(too_long),
+    }
 
   def progress():
     return {"kept": [r.__dict__ for r in kept], "data": None}
