@@ -119,7 +119,7 @@ def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
 
 def _synthesize() -> ml_collections.ConfigDict:
   s = ml_collections.ConfigDict()
-  s.num_examples = 128  # Train rows to synthesize reasoning for.
+  s.num_examples = 64  # Train rows to synthesize reasoning for.
   s.batch_size = 32  # Prompts per decode batch.
   s.max_retry = 5  # Feedback retries per row (Facial-R1: 5).
   s.max_new_tokens = 160  # Greedy decode budget per attempt.
