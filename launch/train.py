@@ -35,10 +35,21 @@ flags.DEFINE_string(
 flags.DEFINE_bool(
   "base_only", False, "Only build (and cache) the base model, then exit."
 )
+flags.DEFINE_enum(
+  "distributed",
+  "auto",
+  ["auto", "yes", "no"],
+  "Call jax.distributed.initialize() first: 'auto' when a coordinator, "
+  "GKE TPU or multi-task Slurm environment is visible; 'yes' on every "
+  "worker of a Cloud TPU VM slice (it finds its peers from the VM "
+  "metadata, which no environment variable announces).",
+)
 flags.mark_flags_as_required(["config"])
 
 
 def _multiprocess() -> bool:
+  if FLAGS.distributed != "auto":
+    return FLAGS.distributed == "yes"
   keys = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "SLURM_NTASKS")
   return (
     any(os.environ.get(k) for k in keys)

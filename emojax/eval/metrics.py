@@ -44,7 +44,7 @@ def _class_order(labels: Set[str]) -> tuple[str, ...]:
   return tuple(sorted(labels, key=lambda w: (rank.get(w, len(known)), w)))
 
 
-def _f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+def f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
   """Per-class F1 = 2TP / (2TP + FP + FN), 0 where undefined (sklearn's
   zero_division=0)."""
   denom = 2 * tp + fp + fn
@@ -80,7 +80,7 @@ def emotion_metrics(
   fp_C = confusion_CK[:, :C].sum(0) - tp_C
   fn_C = support_C - tp_C
   recall_C = tp_C / support_C
-  f1_C = _f1(tp_C, fp_C, fn_C)
+  f1_C = f1(tp_C, fp_C, fn_C)
   return EmotionResult(
     accuracy=float(tp_C.sum() / len(gold)),
     uar=float(recall_C.mean()),
@@ -131,10 +131,10 @@ def au_metrics(pred: Sequence[Set[str]], gold: Sequence[Set[str]]) -> AUResult:
   tp_A = (pred_BA & gold_BA).sum(0).astype(np.float64)
   fp_A = (pred_BA & ~gold_BA).sum(0)
   fn_A = (~pred_BA & gold_BA).sum(0)
-  f1_A = _f1(tp_A, fp_A, fn_A)
+  f1_A = f1(tp_A, fp_A, fn_A)
   support_A = gold_BA.sum(0)
   positive = support_A > 0
-  micro = _f1(tp_A.sum(), fp_A.sum(), fn_A.sum())
+  micro = f1(tp_A.sum(), fp_A.sum(), fn_A.sum())
   return AUResult(
     macro_f1=float(f1_A[positive].mean()) if positive.any() else 0.0,
     micro_f1=float(micro),
@@ -254,3 +254,34 @@ def ew_metrics(
     scores = wheel.ew_dataset(pred, gold, level, wheels)
     out.update({f"{level}_{k}": v for k, v in scores.items()})
   return out
+
+
+def caption_regions(
+  pred: Sequence[str], truth: Sequence[str]
+) -> dict[str, float]:
+  """Synthetic-face captions scored region by region.
+
+  Captions list five regions (brows; eyes; nose; mouth; jaw) separated by
+  "; ". Returns the fraction of regions matched exactly, the fraction of
+  whole captions matched, and the fraction of distinct predicted captions
+  (a blind model says one thing for every face).
+  """
+  if len(pred) != len(truth) or not truth:
+    raise ValueError(f"need equal, non-zero counts ({len(pred)}, {len(truth)})")
+
+  def regions(text: str) -> list[str]:
+    return text.strip().rstrip(".").split("; ")
+
+  hits = []
+  for p, t in zip(pred, truth, strict=True):
+    pr, tr = regions(p), regions(t)
+    hits.append(np.mean([i < len(pr) and pr[i] == x for i, x in enumerate(tr)]))
+  return {
+    "region_accuracy": float(np.mean(hits)),
+    "exact": float(
+      np.mean(
+        [p.strip() == t.strip() for p, t in zip(pred, truth, strict=True)]
+      )
+    ),
+    "distinct": len(set(pred)) / len(pred),
+  }

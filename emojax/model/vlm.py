@@ -36,16 +36,22 @@ def specs(cfg: ModelConfig) -> dict:
   return {"vision": vision.specs(cfg.vision, cfg.hidden_size, cfg.param_dtype)}
 
 
-def trainable_mask(params, freeze_vision: bool):
+def trainable_mask(params, freeze_vision: bool, train_merger: bool = False):
   """A bool tree like `params`: False for the frozen vision tower + merger.
 
   Feed it to `optax.masked` (or multiply gradients) to train the language
-  model only, as Facial-R1's SFT and GRPO stages do.
+  model only, as Facial-R1's SFT and GRPO stages do. `train_merger` keeps
+  the merger trainable (the base model's caption stage: tower frozen).
   """
-  return {
-    key: jax.tree.map(lambda _, k=key: not (freeze_vision and k == "vision"), v)
-    for key, v in params.items()
-  }
+
+  def mask(path, _):
+    top = path[0].key
+    merger = len(path) > 1 and getattr(path[1], "key", None) == "merger"
+    return not (
+      freeze_vision and top == "vision" and not (train_merger and merger)
+    )
+
+  return jax.tree_util.tree_map_with_path(mask, params)
 
 
 def expand_image_placeholders(

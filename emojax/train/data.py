@@ -107,9 +107,11 @@ def image_config(model_cfg, cfg) -> ip.ImageProcessorConfig:
 
 
 def task_prompt(cfg, prompt: str) -> str:
-  """The prompt kind rows get: 'caption' as asked, else the recipe's
-  `cfg.prompt` (an `ExampleConfig.prompt` kind), if set."""
-  return prompt if prompt == "caption" else cfg.get("prompt") or prompt
+  """The `ExampleConfig.prompt` kind rows get: 'task' is the recipe's
+  `cfg.prompt` (Facial-R1's when unset); other kinds are kept as asked."""
+  if prompt != "task":
+    return prompt
+  return cfg.get("prompt") or "facial_r1"
 
 
 def example_config(
@@ -135,7 +137,7 @@ def iterator(
   mode: str,
   batch_size: int,
   seed: int,
-  prompt: str = "facial_r1",
+  prompt: str = "task",
   target: str = "description",
   epochs: int | None = None,
   shuffle: bool = True,
@@ -143,8 +145,8 @@ def iterator(
 ):
   """A checkpointable batch iterator over `source`.
 
-  `prompt` is 'caption' (the base model's captions) or the task prompt,
-  which `cfg.prompt` (the recipe's prompt kind) replaces when set.
+  `prompt` is 'caption' (the base model's captions), 'task' (the recipe's
+  `cfg.prompt`) or any `ExampleConfig.prompt` kind.
   `max_len` overrides `cfg.max_len` (synthesis prompts are longer).
   """
   pc = pipeline.PipelineConfig(

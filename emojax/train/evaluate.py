@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import os
 
-from emojax.eval import html, report, score
-from emojax.train import batching, data, generation
+from emojax.eval import html, metrics, report, score
+from emojax.train import generation
 from emojax.train.run import Run
 
 
@@ -20,47 +20,51 @@ def _text(x) -> str:
 
 def evaluate(run: Run, params, name: str) -> dict[str, float]:
   """Scores `params` on the first `eval.num_examples` test rows."""
-  ec, cfg = run.config.eval, run.model_cfg
+  ec = run.config.eval
   source = run.data.as_data_source("test")
   rows = [source[i] for i in range(min(ec.num_examples, len(source)))]
-  batches = data.iterator(
+  texts = generation.greedy_texts(
+    run,
+    params,
     rows,
-    run.tokenizer,
-    cfg,
-    run.config.data,
-    mode="rollout",
     batch_size=ec.batch_size,
-    seed=0,
-    epochs=1,
-    shuffle=False,
+    max_new_tokens=ec.max_new_tokens,
   )
-  by_line = {(_text(r["source"]), int(r["line"])): r for r in rows}
-  examples = []
-  for batch in batches:
-    n = len(batch["labels"])
-    rows_n = batching.take_rows(cfg, batch, range(n))  # drop pad rows
-    ro = generation.generate(
-      run,
-      params,
-      rows_n,
-      run.key(0),
-      max_new_tokens=ec.max_new_tokens,
-      greedy=True,
+  examples = [
+    score.Example(
+      completion=texts[generation.row_key(row)],
+      labels=tuple(_text(w) for w in row["labels"]),
+      aus=tuple(_text(a) for a in row["AUs"]),
+      description=_text(row["description"]),
+      image=bytes(row["image"]) or None,
+      where=f"{_text(row['source'])}:{int(row['line'])}",
     )
-    for p in range(n):
-      row = by_line[(batch["source"][p], int(batch["line"][p]))]
-      examples.append(
-        score.Example(
-          completion=ro.text[p],
-          labels=tuple(_text(w) for w in row["labels"]),
-          aus=tuple(_text(a) for a in row["AUs"]),
-          description=_text(row["description"]),
-          image=bytes(row["image"]) or None,
-          where=f"{_text(row['source'])}:{int(row['line'])}",
-        )
-      )
+    for row in rows
+  ]
   ev = score.evaluate(examples, label_set=tuple(run.config.data.emotions))
   out_dir = os.path.join(run.workdir, "eval", name)
   report.write(out_dir, ev, title=f"emojax: {name}")
   html.write(out_dir, examples, ev)
   return ev.scalars
+
+
+def evaluate_captions(run: Run, params, num_examples: int) -> dict[str, float]:
+  """How well `params` describe held-out faces (the base model's check).
+
+  Greedy captions of the first `num_examples` test rows, scored per region
+  against the rendered truth (`metrics.caption_regions`).
+  """
+  source = run.data.as_data_source("test")
+  rows = [source[i] for i in range(min(num_examples, len(source)))]
+  texts = generation.greedy_texts(
+    run,
+    params,
+    rows,
+    batch_size=run.config.eval.batch_size,
+    max_new_tokens=run.config.eval.max_new_tokens,
+    prompt="caption",
+  )
+  return metrics.caption_regions(
+    [texts[generation.row_key(r)] for r in rows],
+    [_text(r["caption"]) for r in rows],
+  )

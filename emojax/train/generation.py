@@ -6,7 +6,7 @@ import functools
 
 from emojax import rollout as rollout_lib
 from emojax import sharding
-from emojax.train import batching
+from emojax.train import batching, data
 from emojax.train.run import Run
 
 
@@ -40,3 +40,56 @@ def placeholder_ids(cfg) -> tuple[int, ...]:
     return ()
   start = cfg.vision_start_token_id
   return (start, start + 1, cfg.image_token_id, cfg.video_token_id)
+
+
+def greedy_texts(
+  run: Run,
+  params,
+  rows: list[dict],
+  *,
+  batch_size: int,
+  max_new_tokens: int,
+  prompt: str = "task",
+  data_cfg=None,
+  max_len: int | None = None,
+) -> dict[tuple[str, int], str]:
+  """Greedy completions of `rows`, keyed by (source, line).
+
+  Rows the pipeline skips (`data_cfg.on_bad_example='skip'`) have no key.
+  """
+  batches = data.iterator(
+    rows,
+    run.tokenizer,
+    run.model_cfg,
+    data_cfg or run.config.data,
+    mode="rollout",
+    batch_size=batch_size,
+    seed=0,
+    epochs=1,
+    shuffle=False,
+    prompt=prompt,
+    max_len=max_len,
+  )
+  out = {}
+  for batch in batches:
+    n = len(batch["labels"])
+    ro = generate(
+      run,
+      params,
+      batching.take_rows(run.model_cfg, batch, range(n)),  # drop pad rows
+      run.key(0),
+      max_new_tokens=max_new_tokens,
+      greedy=True,
+    )
+    for p in range(n):
+      out[(_text(batch["source"][p]), int(batch["line"][p]))] = ro.text[p]
+  return out
+
+
+def row_key(row) -> tuple[str, int]:
+  """A pipeline row's (source, line): what `greedy_texts` keys by."""
+  return _text(row["source"]), int(row["line"])
+
+
+def _text(x) -> str:
+  return x.decode() if isinstance(x, bytes) else str(x)

@@ -107,11 +107,15 @@ def _char_offsets(ids_C, length: int, decode_piece) -> np.ndarray:
   return out
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "start", "fused"))
-def policy_logprobs(params, batch, *, cfg, start, fused=False):
-  """Per-token logprobs of the completion under `params` (no gradient)."""
+@functools.partial(
+  jax.jit, static_argnames=("cfg", "start", "temperature", "fused")
+)
+def policy_logprobs(params, batch, *, cfg, start, temperature=1.0, fused=False):
+  """Per-token logprobs of the completion under `params` (no gradient), of
+  the tempered policy the rollout sampled from (TRL divides logits by the
+  sampling temperature for old, reference and new logprobs alike)."""
   logp_BC, _ = logprobs.completion_logprobs(
-    params, cfg, batch, start, fused=fused
+    params, cfg, batch, start, temperature=temperature, fused=fused
   )
   return logp_BC
 
@@ -125,7 +129,7 @@ def grads(params, batch, inputs, *, cfg, start, rl_static, fused=False):
 
   def loss_fn(p):
     logp_BC, entropy_BC = logprobs.completion_logprobs(
-      p, cfg, batch, start, fused=fused
+      p, cfg, batch, start, temperature=rl["temperature"], fused=fused
     )
     _, m = loss.grpo_loss(
       logp_BC,
@@ -167,6 +171,7 @@ def static_rl(rl) -> tuple:
     "beta",
     "kl_estimator",
     "entropy_coef",
+    "temperature",
   )
   return tuple((k, rl.get(k)) for k in keys)
 

@@ -78,6 +78,7 @@ class Stage:
   state: Callable[[], Any]  # the pytree to checkpoint
   progress: Callable[[], dict]  # JSON-able extra state (data iterator, ...)
   finish: Callable[[], Any] | None = None  # runs once, after the last step
+  params: Callable[[], Any] | None = None  # the model params it hands on
 
 
 def check_finite(metrics: dict, where: str) -> None:

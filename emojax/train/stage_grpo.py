@@ -223,11 +223,19 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
     for part_rows, part_in in parts:
       if rl.num_iterations > 1:
         part_in["old_logp"] = grpo.policy_logprobs(
-          holder["state"].params, part_rows, cfg=cfg, start=start
+          holder["state"].params,
+          part_rows,
+          cfg=cfg,
+          start=start,
+          temperature=rl.temperature,
         )
       if rl.beta:
         part_in["ref_logp"] = grpo.policy_logprobs(
-          holder["ref"], part_rows, cfg=cfg, start=start
+          holder["ref"],
+          part_rows,
+          cfg=cfg,
+          start=start,
+          temperature=rl.temperature,
         )
     metrics = {}
     for _ in range(rl.num_iterations):

@@ -10,10 +10,11 @@ from __future__ import annotations
 import functools
 
 import jax
+from absl import logging
 
 from emojax import sharding
 from emojax.model import vlm
-from emojax.train import data, optim, sft
+from emojax.train import data, evaluate, optim, sft
 from emojax.train.run import Run, Stage
 
 
@@ -34,8 +35,11 @@ def build(run: Run, index: int, kind: str, params, restored) -> Stage:
   """The stage; `restored` is (TrainState, progress) when resuming it."""
   sc = run.config.pretrain if kind == "pretrain" else run.config.sft
   cfg = run.model_cfg
-  freeze = run.config.model.freeze_vision and kind != "pretrain"
-  trainable = vlm.trainable_mask(params, freeze) if cfg.vision else None
+  if kind == "pretrain":  # after `ground`: tower frozen, merger trained
+    freeze, merger = sc.freeze_tower, True
+  else:
+    freeze, merger = run.config.model.freeze_vision, False
+  trainable = vlm.trainable_mask(params, freeze, merger) if cfg.vision else None
   tx = optim.make(sc.optim, sc.steps, trainable)
   state = optim.init_state(params, tx) if restored is None else restored[0]
   it = data.iterator(
@@ -46,7 +50,7 @@ def build(run: Run, index: int, kind: str, params, restored) -> Stage:
     mode="sft",
     batch_size=sc.batch_size,
     seed=run.config.seed * 1000 + index,
-    prompt="caption" if kind == "pretrain" else "facial_r1",
+    prompt="caption" if kind == "pretrain" else "task",
     target="caption" if kind == "pretrain" else sc.get("target", "description"),
   )
   if restored is not None:
@@ -73,6 +77,17 @@ def build(run: Run, index: int, kind: str, params, restored) -> Stage:
       "lr": float(optim.schedule(sc.optim, sc.steps)(i)),
     }
 
+  def finish() -> None:
+    """The base model's check: held-out captions scored per region."""
+    scalars = evaluate.evaluate_captions(
+      run, holder["state"].params, sc.num_eval
+    )
+    run.history["base_captions"] = scalars
+    run.monitor.scalars(
+      run.global_step, {f"pretrain/captions/{k}": v for k, v in scalars.items()}
+    )
+    logging.info("base model captions on held-out faces: %s", scalars)
+
   return Stage(
     index=index,
     name=kind,
@@ -80,4 +95,5 @@ def build(run: Run, index: int, kind: str, params, restored) -> Stage:
     step=step,
     state=lambda: {"train": holder["state"]},
     progress=lambda: {"data": it.get_state()},
+    finish=finish if kind == "pretrain" and sc.get("num_eval") else None,
   )

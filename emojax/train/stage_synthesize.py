@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 
 from emojax.data import prompts
-from emojax.train import batching, data, generation, synthesis
+from emojax.train import data, generation, synthesis
 from emojax.train.run import Run, Stage
 
 
@@ -37,38 +37,19 @@ def _prompt(run: Run, row: dict, retries) -> str:
 def _decode(run: Run, params, rows: list[dict]) -> list[str | None]:
   """Greedy completions for rows that carry their own `prompt`; None for a
   row whose prompt (grown by retry feedback) exceeds `max_prompt_len`."""
-  sc, cfg = run.config.synthesize, run.model_cfg
+  sc = run.config.synthesize
   data_cfg = run.config.data.copy_and_resolve_references()
   data_cfg.on_bad_example = "skip"  # too long: that row stops retrying
-  batch = next(
-    data.iterator(
-      rows,
-      run.tokenizer,
-      cfg,
-      data_cfg,
-      mode="rollout",
-      batch_size=len(rows),
-      seed=0,
-      epochs=1,
-      shuffle=False,
-      max_len=sc.max_prompt_len,
-    ),
-    None,
-  )
-  if batch is None:
-    return [None] * len(rows)
-  n = len(batch["labels"])
-  ro = generation.generate(
+  texts = generation.greedy_texts(
     run,
     params,
-    batching.take_rows(cfg, batch, range(n)),
-    run.key(0),
+    rows,
+    batch_size=len(rows),
     max_new_tokens=sc.max_new_tokens,
-    greedy=True,
+    data_cfg=data_cfg,
+    max_len=sc.max_prompt_len,
   )
-  lines = [int(x) for x in batch["line"][:n]]
-  by_line = dict(zip(lines, ro.text, strict=True))
-  return [by_line.get(int(r["line"])) for r in rows]
+  return [texts.get(generation.row_key(r)) for r in rows]
 
 
 def build(run: Run, index: int, params, restored) -> Stage:

@@ -22,6 +22,7 @@ from emojax.train import (
   data,
   evaluate,
   setup,
+  stage_ground,
   stage_grpo,
   stage_sft,
   stage_synthesize,
@@ -34,6 +35,8 @@ def _build(run: Run, index: int, params, restored):
   kind = run.config.stages[index]
   if kind in ("sft", "pretrain"):
     return stage_sft.build(run, index, kind, params, restored)
+  if kind == "ground":
+    return stage_ground.build(run, index, params, restored)
   if kind == "grpo":
     return stage_grpo.build(run, index, params, restored)
   return stage_synthesize.build(run, index, params, restored)
@@ -147,7 +150,7 @@ def _run(run: Run, base_dir: str | None):
     loop(run, stage, stage_step if index == start else 0)
     if stage.finish is not None:
       stage.finish()
-    params = _params_of(stage.state())
+    params = stage.params() if stage.params else _params_of(stage.state())
     if config.eval.num_examples and config.stages[index] in ("sft", "grpo"):
       _record_eval(run, params, f"{index}-{config.stages[index]}")
     _boundary(run, index + 1, params)

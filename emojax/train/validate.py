@@ -9,7 +9,7 @@ import jax
 from emojax import sharding
 from emojax.rewards import REWARDS
 
-STAGES = ("pretrain", "sft", "grpo", "synthesize")
+STAGES = ("ground", "pretrain", "sft", "grpo", "synthesize")
 
 
 class ConfigError(ValueError):
@@ -49,6 +49,8 @@ def validate(config, num_devices: int | None = None) -> None:
         f"the {rows} rows of a step (prompts_per_step x group_size); pick a "
         "divisor."
       )
+  if "ground" in config.stages:
+    _check_ground(config)
   for name in ("sft", "pretrain"):
     sc = config[name]
     if sc.micro_batch_size and sc.batch_size % sc.micro_batch_size:
@@ -75,4 +77,25 @@ def validate(config, num_devices: int | None = None) -> None:
     raise ConfigError(
       f"config.model.hf_dir={config.model.hf_dir!r} is not a folder; point "
       "it at a transformers checkpoint."
+    )
+
+
+def _check_ground(config) -> None:
+  g = config.ground
+  if config.data.dataset != "facs_synth":
+    raise ConfigError(
+      f"config.stages has 'ground', which renders synthetic faces, but "
+      f"config.data.dataset={config.data.dataset!r}; drop the stage (real "
+      "VLMs can already see) or use facs_synth."
+    )
+  if not 0 <= g.num_held_out < g.num_faces:
+    raise ConfigError(
+      f"config.ground.num_held_out={g.num_held_out} must be below "
+      f"config.ground.num_faces={g.num_faces}."
+    )
+  if g.batch_size > g.num_faces - g.num_held_out:
+    raise ConfigError(
+      f"config.ground.batch_size={g.batch_size} is more than the "
+      f"{g.num_faces - g.num_held_out} training faces; raise "
+      "config.ground.num_faces."
     )

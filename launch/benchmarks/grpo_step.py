@@ -43,6 +43,7 @@ def _rl() -> ml_collections.ConfigDict:
   rl.entropy_coef = 0.0
   rl.advantage = "grpo"
   rl.eps, rl.ddof = 1e-4, 1
+  rl.temperature = 1.0  # Sampling temperature; logprobs use it too.
   return rl
 
 

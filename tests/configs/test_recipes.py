@@ -77,7 +77,7 @@ def test_text_classifier_needs_the_dataset_folder():
 def test_recipe_prompts_reach_the_rows():
   """data.prompt picks the rows' prompt for every task stage; captions stay."""
   c = _config("emocaliber", "").data
-  assert data.task_prompt(c, "facial_r1") == "emocaliber"
+  assert data.task_prompt(c, "task") == "emocaliber"
   assert data.task_prompt(c, "caption") == "caption"
   emotions = tuple(c.emotions)
   cfg = examples.ExampleConfig(emotions=emotions, prompt="emocaliber")

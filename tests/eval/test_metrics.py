@@ -210,3 +210,22 @@ def test_open_vocabulary_ew():
     # Per-sample recall 1, 1, 0; precision 1, 1/2, 0 (Parrott's wheel).
     assert s[f"ew/{level}_recall"] == pytest.approx(2 / 3)
     assert s[f"ew/{level}_precision"] == pytest.approx(0.5)
+
+
+def test_caption_regions_scores_each_region():
+  truth = [
+    "The brows pull down; the eyes are open and calm; the nose is smooth; "
+    "the lips are relaxed; the jaw is at rest.",
+  ] * 2
+  pred = [
+    truth[0],
+    "The brows are relaxed; the eyes are open and calm; the nose is smooth.",
+  ]
+  got = metrics.caption_regions(pred, truth)
+  # Row 2 matches regions 2 and 3 of 5 (a missing region is a miss).
+  assert got["region_accuracy"] == pytest.approx((1.0 + 2 / 5) / 2)
+  assert got["exact"] == 0.5 and got["distinct"] == 1.0
+  blind = metrics.caption_regions([pred[1]] * 2, truth)
+  assert blind["distinct"] == 0.5
+  with pytest.raises(ValueError, match="equal"):
+    metrics.caption_regions(pred, truth[:1])

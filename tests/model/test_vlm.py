@@ -89,6 +89,11 @@ def test_trainable_mask_freezes_vision_only(setup):
   flat = params_lib.flatten(mask)
   assert all(v == (k[0] != "vision") for k, v in flat.items())
   assert all(jax.tree.leaves(vlm.trainable_mask(params, freeze_vision=False)))
+  tower_only = params_lib.flatten(vlm.trainable_mask(params, True, True))
+  assert any(k[:2] == ("vision", "merger") for k in tower_only)
+  assert all(
+    v == (k[0] != "vision" or k[1] == "merger") for k, v in tower_only.items()
+  )
 
 
 def test_expand_image_placeholders():

@@ -84,6 +84,17 @@ def test_resume_after_crash_and_sigterm_is_bitwise(
       "manual_dir",
     ),
     (lambda c: setattr(c, "stages", ("sft", "dpo")), "dpo"),
+    (
+      lambda c: c.update(
+        {"stages": ("ground",), "data": {**c.data, "dataset": "facial_r1"}}
+      ),
+      "renders synthetic faces",
+    ),
+    (
+      lambda c: c.update({"stages": ("ground",)})
+      or c.ground.update({"num_held_out": c.ground.num_faces}),
+      "num_held_out",
+    ),
   ],
 )
 def test_bad_configs_name_the_field(smoke_config, edit, message):
