@@ -80,7 +80,7 @@ def _optim(lr: float, warmup: int) -> ml_collections.ConfigDict:
 
 def _sft() -> ml_collections.ConfigDict:
   s = ml_collections.ConfigDict()
-  s.steps = 160  # Optimiser steps (100 left sampling at T=1 too noisy).
+  s.steps = 140  # Optimiser steps (100 left sampling too noisy for GRPO).
   s.batch_size = 16  # Rows per step.
   s.micro_batch_size = 0  # Rows per gradient pass (0: the whole batch).
   s.optim = _optim(lr=1e-3, warmup=10)
@@ -117,7 +117,7 @@ def _pretrain() -> ml_collections.ConfigDict:
 def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
   """`common.grpo_preset(preset)` sized for the embedded CPU run."""
   g = common.grpo_preset(preset)
-  g.steps = 16  # GRPO steps (one rollout batch each).
+  g.steps = 12  # GRPO steps (one rollout batch each).
   g.prompts_per_step = 8  # P.
   g.group_size = 8  # G.
   g.max_completion_length = 160  # New tokens (longest sft reasoning: 147).
@@ -132,7 +132,7 @@ def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
 
 def _synthesize() -> ml_collections.ConfigDict:
   s = ml_collections.ConfigDict()
-  s.num_examples = 64  # Train rows to synthesize reasoning for.
+  s.num_examples = 48  # Train rows to synthesize reasoning for.
   s.batch_size = 32  # Prompts per decode batch.
   s.max_retry = 5  # Feedback retries per row (Facial-R1: 5).
   s.max_new_tokens = 160  # Greedy decode budget per attempt.
@@ -163,6 +163,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.pretrain = _pretrain()
   c.sft = _sft()
   c.rl = grpo()  # beta 0.04: KL to the frozen reference (Facial-R1 final).
+  # Facial-R1 samples at 1.0; the tiny model's samples there are half
+  # malformed (format reward 0.5 vs 0.95 at 0.7), so GRPO learned format,
+  # not faces. `:qwen2_5_vl_7b` keeps 1.0.
+  c.rl.temperature = 0.7
   c.synthesize = _synthesize()
   c.eval = _eval()
   c.checkpoint_every = 50  # Steps between checkpoints within a stage.
