@@ -91,8 +91,10 @@ def test_resume_after_crash_and_sigterm_is_bitwise(
       "renders synthetic faces",
     ),
     (
-      lambda c: c.update({"stages": ("ground",)})
-      or c.ground.update({"num_held_out": c.ground.num_faces}),
+      lambda c: (
+        c.update({"stages": ("ground",)})
+        or c.ground.update({"num_held_out": c.ground.num_faces})
+      ),
       "num_held_out",
     ),
   ],
