@@ -59,7 +59,7 @@ def build(run: Run, index: int, params, restored) -> Stage:
   logging.info(
     "ground: rendering %d faces and their movement maps", gc.num_faces
   )
-  images, targets_FUA, grid_hw = faces(run)
+  images, targets_FUA, _ = faces(run)
   num_train = gc.num_faces - gc.num_held_out
   icfg = data.image_config(cfg, run.config.data)
   grid = np.stack([ip.preprocess(images[0], icfg)[1]] * gc.batch_size)
