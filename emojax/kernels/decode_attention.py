@@ -8,7 +8,8 @@ K/V byte is read once and empty cache slots are never read. It is
 memory-bound by design: no split over S (B * K programs already fill a
 GPU at rollout batch sizes).
 
-The cache is read in place ([B, S, K, E], no copy or transpose); a last
+The cache is read in place (heads-major [B, K, S, E], as the rollout
+engine keeps it: each program's slots are contiguous); a last
 partial block is handled by sliding its window back to end at S and masking
 slots the previous block already covered, so S need not divide the block.
 On TPU (no Mosaic lowering written yet) it runs the XLA twin.
@@ -31,8 +32,8 @@ _BLOCKS = {"gpu": (64, 4, 3), "interpret": (32, 0, 0)}
 
 def decode_attention_ref(
   q_BHE: jax.Array,
-  k_BSKE: jax.Array,
-  v_BSKE: jax.Array,
+  k_BKSE: jax.Array,
+  v_BKSE: jax.Array,
   lengths_B: jax.Array,
   *,
   starts_B: jax.Array | None = None,
@@ -40,13 +41,13 @@ def decode_attention_ref(
 ) -> jax.Array:
   """Plain-jnp twin of `decode_attention`."""
   del interpret
-  _check(q_BHE, k_BSKE, v_BSKE, lengths_B, starts_B)
+  _check(q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B)
   B, H, E = q_BHE.shape
-  S, K = k_BSKE.shape[1], k_BSKE.shape[2]
+  K, S = k_BKSE.shape[1], k_BKSE.shape[2]
   starts_B = jnp.zeros((B,), jnp.int32) if starts_B is None else starts_B
   q_BKGE = q_BHE.reshape(B, K, H // K, E)
   s_BKGS = jnp.einsum(
-    "bkge,bske->bkgs", q_BKGE, k_BSKE, preferred_element_type=jnp.float32
+    "bkge,bkse->bkgs", q_BKGE, k_BKSE, preferred_element_type=jnp.float32
   ) / math.sqrt(E)
   pos_1S = jnp.arange(S)[None]
   valid_BS = (pos_1S >= starts_B[:, None]) & (pos_1S < lengths_B[:, None])
@@ -56,25 +57,25 @@ def decode_attention_ref(
   p_BKGS = jnp.where(valid_B11S, jnp.exp(s_BKGS - m_BKG1), 0.0)
   l_BKG1 = jnp.sum(p_BKGS, axis=-1, keepdims=True)
   o_BKGE = jnp.einsum(
-    "bkgs,bske->bkge",
-    p_BKGS.astype(v_BSKE.dtype),
-    v_BSKE,
+    "bkgs,bkse->bkge",
+    p_BKGS.astype(v_BKSE.dtype),
+    v_BKSE,
     preferred_element_type=jnp.float32,
   ) / jnp.where(l_BKG1 == 0, 1.0, l_BKG1)
   return o_BKGE.reshape(B, H, E).astype(q_BHE.dtype)
 
 
-def _check(q_BHE, k_BSKE, v_BSKE, lengths_B, starts_B):
-  if q_BHE.ndim != 3 or k_BSKE.ndim != 4 or k_BSKE.shape != v_BSKE.shape:
+def _check(q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B):
+  if q_BHE.ndim != 3 or k_BKSE.ndim != 4 or k_BKSE.shape != v_BKSE.shape:
     raise ValueError(
-      "decode_attention: want q [B, H, E] and k, v caches [B, S, K, E] of "
-      f"equal shape; got q {q_BHE.shape}, k {k_BSKE.shape}, "
-      f"v {v_BSKE.shape}."
+      "decode_attention: want q [B, H, E] and k, v caches [B, K, S, E] of "
+      f"equal shape; got q {q_BHE.shape}, k {k_BKSE.shape}, "
+      f"v {v_BKSE.shape}."
     )
   B, H, E = q_BHE.shape
-  if k_BSKE.shape[0] != B or k_BSKE.shape[3] != E or H % k_BSKE.shape[2]:
+  if k_BKSE.shape[0] != B or k_BKSE.shape[3] != E or H % k_BKSE.shape[1]:
     raise ValueError(
-      f"decode_attention: q {q_BHE.shape} vs cache {k_BSKE.shape}: need the "
+      f"decode_attention: q {q_BHE.shape} vs cache {k_BKSE.shape}: need the "
       "same B and E, and H a multiple of K."
     )
   for name, x in (("lengths_B", lengths_B), ("starts_B", starts_B)):
@@ -86,8 +87,8 @@ def _check(q_BHE, k_BSKE, v_BSKE, lengths_B, starts_B):
 
 def decode_attention(
   q_BHE: jax.Array,
-  k_BSKE: jax.Array,
-  v_BSKE: jax.Array,
+  k_BKSE: jax.Array,
+  v_BKSE: jax.Array,
   lengths_B: jax.Array,
   *,
   starts_B: jax.Array | None = None,
@@ -99,20 +100,20 @@ def decode_attention(
   right-aligned caches); starts_B, for left-padded prompts, the first valid
   slot. Rows with no valid slot return 0. Forward only (rollout).
   """
-  _check(q_BHE, k_BSKE, v_BSKE, lengths_B, starts_B)
+  _check(q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B)
   plat = backend.platform(interpret)
   if plat == "tpu":
     return decode_attention_ref(
-      q_BHE, k_BSKE, v_BSKE, lengths_B, starts_B=starts_B
+      q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B=starts_B
     )
   B, H, E = q_BHE.shape
-  S, K = k_BSKE.shape[1], k_BSKE.shape[2]
+  K, S = k_BKSE.shape[1], k_BKSE.shape[2]
   G = H // K
   bs, warps, stages = _BLOCKS[plat]
   if S < bs:
     # A tiny cache: pad it to one block (cheap) so loads keep block shape.
-    k_BSKE = backend.pad_axis(k_BSKE, 1, bs)
-    v_BSKE = backend.pad_axis(v_BSKE, 1, bs)
+    k_BKSE = backend.pad_axis(k_BKSE, 2, bs)
+    v_BKSE = backend.pad_axis(v_BKSE, 2, bs)
     S = bs
   # Triton's dot needs >= 16 rows and power-of-two tiles: pad the group of
   # query heads (q is tiny; the cache is not touched).
@@ -128,8 +129,8 @@ def decode_attention(
       pl.BlockSpec((B,), lambda b, n: (0,)),
       pl.BlockSpec((B,), lambda b, n: (0,)),
       pl.BlockSpec((None, None, Gp, E), lambda b, n: (b, n, 0, 0)),
-      pl.BlockSpec((None, S, None, E), lambda b, n: (b, 0, n, 0)),
-      pl.BlockSpec((None, S, None, E), lambda b, n: (b, 0, n, 0)),
+      pl.BlockSpec((None, None, S, E), lambda b, n: (b, n, 0, 0)),
+      pl.BlockSpec((None, None, S, E), lambda b, n: (b, n, 0, 0)),
     ],
     out_specs=pl.BlockSpec((None, None, Gp, E), lambda b, n: (b, n, 0, 0)),
     interpret=plat == "interpret",
@@ -139,8 +140,8 @@ def decode_attention(
     starts_B.astype(jnp.int32),
     lengths_B.astype(jnp.int32),
     q_BKGE,
-    k_BSKE,
-    v_BSKE,
+    k_BKSE,
+    v_BKSE,
   )
   return o_BKGE[:, :, :G].reshape(B, H, E)
 

@@ -4,6 +4,10 @@ Masking is described, not materialised by the caller: segment ids (0 means
 padding or an empty cache slot; tokens attend within equal segments) and
 slot indices (causal means key slot <= query slot). This one description
 serves training (T == S), prefill and cached decode.
+
+`attend` takes keys as the layers compute them ([B, S, K, E]); the rollout
+cache keeps them heads-major ([B, K, S, E], see `kv_cache`) and
+`attend_cached` reads that layout without a transpose.
 """
 
 from __future__ import annotations
@@ -32,20 +36,26 @@ def make_mask(
 
 def xla_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS) -> jax.Array:
   """Plain einsum attention, GQA by grouping query heads (no K/V repeat)."""
+  # XLA transposes K and V to heads-major for the batched matmuls anyway.
+  k_BKSE, v_BKSE = (jnp.swapaxes(x, 1, 2) for x in (k_BSKE, v_BSKE))
+  return _xla_heads_major(q_BTHE, k_BKSE, v_BKSE, mask_BTS)
+
+
+def _xla_heads_major(q_BTHE, k_BKSE, v_BKSE, mask_BTS) -> jax.Array:
   B, T, H, E = q_BTHE.shape
-  K = k_BSKE.shape[2]
+  K = k_BKSE.shape[1]
   q_BTKGE = q_BTHE.reshape(B, T, K, H // K, E)
   scale = E**-0.5
   logits_BKGTS = jnp.einsum(
-    "btkge,bske->bkgts",
+    "btkge,bkse->bkgts",
     q_BTKGE * jnp.asarray(scale, q_BTHE.dtype),
-    k_BSKE,
+    k_BKSE,
     preferred_element_type=jnp.float32,
   )
   big_neg = jnp.finfo(jnp.float32).min
   logits_BKGTS = jnp.where(mask_BTS[:, None, None], logits_BKGTS, big_neg)
-  probs_BKGTS = jax.nn.softmax(logits_BKGTS, axis=-1).astype(v_BSKE.dtype)
-  o_BTKGE = jnp.einsum("bkgts,bske->btkge", probs_BKGTS, v_BSKE)
+  probs_BKGTS = jax.nn.softmax(logits_BKGTS, axis=-1).astype(v_BKSE.dtype)
+  o_BTKGE = jnp.einsum("bkgts,bkse->btkge", probs_BKGTS, v_BKSE)
   return o_BTKGE.reshape(B, T, H, E)
 
 
@@ -78,75 +88,102 @@ def attend(
   impl: str = "xla",
 ) -> jax.Array:
   """Softmax attention with scale 1/sqrt(E); returns `o_BTHE`."""
+  _check_impl(impl)
   mask_BTS = make_mask(
     q_segment_BT, kv_segment_BS, q_index_BT, kv_index_BS, causal
   )
-  if impl == "xla":
-    out = xla_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
-  elif impl == "cudnn":
+  T, S = q_BTHE.shape[1], k_BSKE.shape[1]
+  if impl == "cudnn":
     out = cudnn_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
-  elif impl == "pallas":
-    out = pallas_attention(
-      q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS, q_index_BT, causal
+  elif impl == "pallas" and T == S:
+    # Slots equal array positions: the flash kernel's causal mask applies.
+    flash = lambda q, k, v, seg: kernels.flash_attention(
+      q, k, v, causal=causal, segment_ids=seg
     )
-    if out is None:
-      out = xla_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
+    out = _sharded(flash, (q_BTHE, k_BSKE, v_BSKE, q_segment_BT), 2)
   else:
-    raise ValueError(
-      f"model.attention={impl!r}; choose 'xla', 'cudnn' or 'pallas'."
-    )
+    out = xla_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
   return sharding.constrain(out, ("batch", "act_seq", "heads", None))
 
 
-def pallas_attention(
-  q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS, q_index_BT, causal
-) -> jax.Array | None:
-  """emojax's Pallas kernels, or None where they do not apply.
+def attend_cached(
+  q_BTHE: jax.Array,
+  k_BKSE: jax.Array,
+  v_BKSE: jax.Array,
+  *,
+  q_segment_BT: jax.Array,
+  kv_segment_BS: jax.Array,
+  q_index_BT: jax.Array,
+  kv_index_BS: jax.Array,
+  impl: str = "xla",
+) -> jax.Array:
+  """Causal attention of T new tokens over a heads-major cache.
 
-  T == S (a forward without cache, or a prefill filling a cache from slot
-  0) runs `flash_attention`: slots then equal array positions. T == 1 (one
-  decode step) runs `decode_attention` over the query's segment, which the
-  rollout cache keeps contiguous (left-padded prompts, slots written in
-  order). Other prefills return None (the caller uses XLA). On CPU the
-  kernels run in Pallas interpret mode; under `sharding.use_rules` they run
-  in `shard_map` over the batch and heads mesh axes.
+  One decode step (T == 1) with impl 'pallas' runs `decode_attention`,
+  which streams only the query's segment: the rollout cache keeps it
+  contiguous (left-padded prompts, slots written in order). Everything
+  else (prefills; 'cudnn', whose fused kernel wants [B, S, K, E]) runs XLA.
   """
-  T, S = q_BTHE.shape[1], k_BSKE.shape[1]
-  if T == S:
-    fn = lambda q, k, v, seg_q, seg_kv, idx: kernels.flash_attention(
-      q, k, v, causal=causal, segment_ids=seg_q
-    )
-  elif T == 1:
-    fn = _decode
+  _check_impl(impl)
+  if impl == "pallas" and q_BTHE.shape[1] == 1:
+    args = (q_BTHE, k_BKSE, v_BKSE, q_segment_BT, kv_segment_BS, q_index_BT)
+    out = _sharded(_decode, args, 1)
   else:
-    return None
-  args = (q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS, q_index_BT)
+    mask_BTS = make_mask(
+      q_segment_BT, kv_segment_BS, q_index_BT, kv_index_BS, causal=True
+    )
+    out = _xla_heads_major(q_BTHE, k_BKSE, v_BKSE, mask_BTS)
+  return sharding.constrain(out, ("batch", "act_seq", "heads", None))
+
+
+def _check_impl(impl: str) -> None:
+  if impl not in ("xla", "cudnn", "pallas"):
+    raise ValueError(
+      f"model.attention={impl!r}; choose 'xla', 'cudnn' or 'pallas'."
+    )
+
+
+def _sharded(fn, args, kv_heads_axis: int) -> jax.Array:
+  """`fn(q, k, v, *rows)` in `shard_map` over the batch and heads axes.
+
+  On CPU the kernels run in Pallas interpret mode; outside
+  `sharding.use_rules` `fn` runs as is. `kv_heads_axis` is K's axis in k
+  and v (2 for [B, S, K, E], 1 for [B, K, S, E]).
+  """
   active = sharding.active()
   if active is None:
     return fn(*args)
   mesh, rules = active
+  q_BTHE, k = args[0], args[1]
   row = sharding.logical_to_spec(("batch",), rules, mesh)[0]
   heads = sharding.logical_to_spec(("heads",), rules, mesh)[0]
+
+  def kv_spec(heads):
+    spec = [row, None, None, None]
+    spec[kv_heads_axis] = heads
+    return P(*spec)
+
   if not (
     sharding.fits(q_BTHE.shape, P(row, None, heads), mesh)
-    and sharding.fits(k_BSKE.shape, P(row, None, heads), mesh)
+    and sharding.fits(k.shape, kv_spec(heads), mesh)
   ):
     heads = None
   if not sharding.fits(q_BTHE.shape, P(row), mesh):
     row = None
-  qkv = P(row, None, heads, None)
-  in_specs = (qkv, qkv, qkv, P(row, None), P(row, None), P(row, None))
+  q_spec = P(row, None, heads, None)
+  rows = (P(row, None),) * (len(args) - 3)
+  in_specs = (q_spec, kv_spec(heads), kv_spec(heads), *rows)
   return jax.shard_map(
-    fn, mesh=mesh, in_specs=in_specs, out_specs=qkv, check_vma=False
+    fn, mesh=mesh, in_specs=in_specs, out_specs=q_spec, check_vma=False
   )(*args)
 
 
-def _decode(q_B1HE, k_BSKE, v_BSKE, q_segment_B1, kv_segment_BS, q_index_B1):
+def _decode(q_B1HE, k_BKSE, v_BKSE, q_segment_B1, kv_segment_BS, q_index_B1):
   """One decode step: keys in the query's segment at slots <= its own."""
   same_BS = kv_segment_BS == q_segment_B1
   starts_B = jnp.argmax(same_BS, axis=1).astype(jnp.int32)
   ends_B = jnp.where(q_segment_B1[:, 0] != 0, q_index_B1[:, 0] + 1, 0)
   o_BHE = kernels.decode_attention(
-    q_B1HE[:, 0], k_BSKE, v_BSKE, ends_B, starts_B=starts_B
+    q_B1HE[:, 0], k_BKSE, v_BKSE, ends_B, starts_B=starts_B
   )
   return o_BHE[:, None]

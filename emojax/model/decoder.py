@@ -102,21 +102,28 @@ def _attention_block(p, cfg, h_BTD, cos_sin, masks, kv):
   q_BTHE = rope.apply(q_BTHE, *cos_sin)
   k_BTKE = rope.apply(k_BTKE, *cos_sin)
   if kv is None:
-    k_BSKE, v_BSKE, new_kv = k_BTKE, v_BTKE, None
+    o_BTHE = attention.attend(
+      q_BTHE, k_BTKE, v_BTKE, **masks, causal=True, impl=cfg.attention
+    )
+    new_kv = None
   else:
-    k_cache, v_cache, index = kv
-    start = (0, index, 0, 0)
-    k_BSKE = jax.lax.dynamic_update_slice(
-      k_cache, k_BTKE.astype(k_cache.dtype), start
+    k_BKSE, v_BKSE, index = kv
+    start = (0, 0, index, 0)
+    # In place: this layer's cache is a loop-carried buffer of its own.
+    k_BKSE = jax.lax.dynamic_update_slice(
+      k_BKSE, jnp.swapaxes(k_BTKE, 1, 2).astype(k_BKSE.dtype), start
     )
-    v_BSKE = jax.lax.dynamic_update_slice(
-      v_cache, v_BTKE.astype(v_cache.dtype), start
+    v_BKSE = jax.lax.dynamic_update_slice(
+      v_BKSE, jnp.swapaxes(v_BTKE, 1, 2).astype(v_BKSE.dtype), start
     )
-    new_kv = (k_BSKE, v_BSKE)
-    k_BSKE, v_BSKE = k_BSKE.astype(dt), v_BSKE.astype(dt)
-  o_BTHE = attention.attend(
-    q_BTHE, k_BSKE, v_BSKE, **masks, causal=True, impl=cfg.attention
-  )
+    new_kv = (k_BKSE, v_BKSE)
+    o_BTHE = attention.attend_cached(
+      q_BTHE,
+      k_BKSE.astype(dt),
+      v_BKSE.astype(dt),
+      **masks,
+      impl=cfg.attention,
+    )
   out_BTD = jnp.einsum("bthe,hed->btd", o_BTHE, p["w_o_LHED"].astype(dt))
   return out_BTD, new_kv
 
@@ -185,39 +192,47 @@ def run_layers(
   step = functools.partial(layer, cfg=cfg, cos_sin=cos_sin, masks=masks)
   if cfg.remat:
     step = jax.checkpoint(step)
-  x_BTD, kv = _over_layers(step, params["layers"], cfg, x_BTD, cache)
+  if cache is None:
+    x_BTD = _over_layers(step, params["layers"], cfg, x_BTD)
+  else:
+    x_BTD, k_BKSE, v_BKSE = _over_cached_layers(
+      step, params["layers"], cfg, x_BTD, cache
+    )
   h_BTD = rms_norm(x_BTD, params["final_norm_D"], cfg.rms_norm_eps)
   if cache is None:
     return h_BTD, None
-  new_cache = KVCache(
-    k_LBSKE=kv[0], v_LBSKE=kv[1], segment_BS=segment_BS, index=cache.index + T
-  )
+  new_cache = KVCache(k_BKSE, v_BKSE, segment_BS, cache.index + T)
   return h_BTD, new_cache
 
 
-def _over_layers(step, layers, cfg, x_BTD, cache):
+def _layer_params(layers, i: int):
+  return jax.tree.map(lambda a: a[i], layers)
+
+
+def _over_layers(step, layers, cfg, x_BTD):
   """Runs `step` over the stacked layers, scanned or unrolled."""
   if cfg.scan_layers:
 
-    def body(x, xs):
-      p, kv = xs
-      if kv is not None:
-        kv = (*kv, cache.index)
-      x, new_kv = step(p, x_BTD=x, kv=kv)
-      return x, new_kv
+    def body(x, p):
+      return step(p, x_BTD=x)[0], None
 
-    kv_xs = None if cache is None else (cache.k_LBSKE, cache.v_LBSKE)
-    return jax.lax.scan(body, x_BTD, (layers, kv_xs))
+    return jax.lax.scan(body, x_BTD, layers)[0]
+  for i in range(cfg.num_layers):
+    x_BTD = step(_layer_params(layers, i), x_BTD=x_BTD)[0]
+  return x_BTD
+
+
+def _over_cached_layers(step, layers, cfg, x_BTD, cache):
+  """Always unrolled: each layer updates its own cache array in place.
+
+  (Scanning would carry the caches stacked, which costs a copy of every
+  layer's cache per step; see `kv_cache`.) Inside the decode loop the
+  per-layer weight slices are loop-invariant, so XLA hoists them.
+  """
   new_k, new_v = [], []
   for i in range(cfg.num_layers):
-    p = jax.tree.map(lambda a, i=i: a[i], layers)
-    kv = None
-    if cache is not None:
-      kv = (cache.k_LBSKE[i], cache.v_LBSKE[i], cache.index)
-    x_BTD, layer_kv = step(p, x_BTD=x_BTD, kv=kv)
-    if layer_kv is not None:
-      new_k.append(layer_kv[0])
-      new_v.append(layer_kv[1])
-  if cache is None:
-    return x_BTD, None
-  return x_BTD, (jnp.stack(new_k), jnp.stack(new_v))
+    kv = (cache.k_BKSE[i], cache.v_BKSE[i], cache.index)
+    x_BTD, (k_BKSE, v_BKSE) = step(_layer_params(layers, i), x_BTD=x_BTD, kv=kv)
+    new_k.append(k_BKSE)
+    new_v.append(v_BKSE)
+  return x_BTD, tuple(new_k), tuple(new_v)

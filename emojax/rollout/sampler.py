@@ -29,7 +29,7 @@ from emojax.model import decoder, kv_cache
 from emojax.model import model as model_lib
 from emojax.model import params as params_lib
 from emojax.model.config import ModelConfig
-from emojax.model.kv_cache import CACHE_AXES, KVCache
+from emojax.model.kv_cache import KVCache
 from emojax.rollout import prompts, sampling
 from emojax.rollout.rollout import Rollout
 
@@ -66,10 +66,6 @@ class _Loop(NamedTuple):
   t: jax.Array  # tokens generated so far
 
 
-def _constrain_cache(cache: KVCache) -> KVCache:
-  return KVCache(*map(sharding.constrain, cache, CACHE_AXES))
-
-
 def _prefill(params, cfg: ModelConfig, cache: KVCache, inputs, G: int):
   """Prefills the P prompts, broadcasts them into the B = P*G row cache.
 
@@ -80,30 +76,30 @@ def _prefill(params, cfg: ModelConfig, cache: KVCache, inputs, G: int):
   positions = inputs["position_ids"]
   P, T = ids_PT.shape
   x_PTD = model_lib.input_embeddings(params, cfg, inputs)
-  small = kv_cache.init(cfg, P, T, cache.k_LBSKE.dtype)
+  small = kv_cache.init(cfg, P, T, cache.k_BKSE[0].dtype)
   h_PTD, small = decoder.run_layers(
     params, cfg, x_PTD, positions, mask_PT, small
   )
   # Prompts are left-aligned: the last slot is every row's last real token,
   # and only its logits are needed.
   logits_PV = decoder.unembed(params, cfg, h_PTD[:, -1:])[:, 0]
-  origin = (0,) * 5
-  k_LBSKE = jax.lax.dynamic_update_slice(
-    cache.k_LBSKE, jnp.repeat(small.k_LBSKE, G, axis=1), origin
-  )
-  v_LBSKE = jax.lax.dynamic_update_slice(
-    cache.v_LBSKE, jnp.repeat(small.v_LBSKE, G, axis=1), origin
-  )
+
+  def fill(big_BKSE, small_PKTE):
+    rows_BKTE = jnp.repeat(small_PKTE, G, axis=0)
+    return jax.lax.dynamic_update_slice(big_BKSE, rows_BKTE, (0, 0, 0, 0))
+
+  k_BKSE = tuple(map(fill, cache.k_BKSE, small.k_BKSE))
+  v_BKSE = tuple(map(fill, cache.v_BKSE, small.v_BKSE))
   segment_BS = jax.lax.dynamic_update_slice(
     jnp.zeros_like(cache.segment_BS), jnp.repeat(mask_PT, G, axis=0), (0, 0)
   )
-  cache = KVCache(k_LBSKE, v_LBSKE, segment_BS, jnp.int32(T))
+  cache = KVCache(k_BKSE, v_BKSE, segment_BS, jnp.int32(T))
   # Generated tokens continue from the largest prompt position (Qwen2.5-VL's
   # rope_deltas; for text, the number of real tokens).
   axes = (0, 2) if positions.ndim == 3 else (1,)
   start_P = jnp.max(positions, axis=axes) + 1
   return (
-    _constrain_cache(cache),
+    kv_cache.constrain(cache),
     jnp.repeat(logits_PV, G, axis=0),
     jnp.repeat(start_P, G, axis=0),
   )
@@ -125,7 +121,7 @@ def _decode_logits(params, cfg, cache, tokens_B, positions_B):
   h_B1D, cache = decoder.run_layers(
     params, cfg, x_B1D, positions, seg_B1, cache
   )
-  return decoder.unembed(params, cfg, h_B1D)[:, 0], _constrain_cache(cache)
+  return decoder.unembed(params, cfg, h_B1D)[:, 0], kv_cache.constrain(cache)
 
 
 def _record(s: _Loop, tokens_B, logp_B, shaped_B, stop_ids, pad_id) -> _Loop:
@@ -226,12 +222,11 @@ def _cache_for(cfg, B, S, dtype, mesh, rules, device) -> tuple[tuple, KVCache]:
     if mesh is None:
       out_shardings = jax.sharding.SingleDeviceSharding(device)
     else:
-      shapes = jax.eval_shape(make)
-      out_shardings = KVCache(
-        *(
-          sharding.named_sharding(mesh, axes, rules, shape=x.shape)
-          for axes, x in zip(CACHE_AXES, shapes, strict=True)
-        )
+      out_shardings = kv_cache.map_with_axes(
+        lambda x, axes: sharding.named_sharding(
+          mesh, axes, rules, shape=x.shape
+        ),
+        jax.eval_shape(make),
       )
     cache = jax.jit(make, out_shardings=out_shardings)()
   return key, cache

@@ -77,6 +77,33 @@ def shape_logits(logits_BV: jax.Array, sp: SamplingParams) -> jax.Array:
   return jnp.where(x_BV >= threshold_B1, x_BV, -jnp.inf)
 
 
+def first_argmax(x_BV: jax.Array) -> jax.Array:
+  """`jnp.argmax(x_BV, -1)` (the first maximum) for finite x, as int32.
+
+  Why not argmax: XLA:CPU lowers it to a variadic (value, index) reduction
+  that does not vectorise, and fuses the Gumbel noise of sampling into
+  that loop; a max, then a min over the indices reaching it, are two plain
+  reductions, 3x faster per decode step. Rows without a maximum (NaN)
+  return the last id rather than an out-of-range one.
+  """
+  V = x_BV.shape[-1]
+  max_B1 = jnp.max(x_BV, axis=-1, keepdims=True)
+  ids_BV = jax.lax.broadcasted_iota(jnp.int32, x_BV.shape, x_BV.ndim - 1)
+  first_B = jnp.min(jnp.where(x_BV >= max_B1, ids_BV, V - 1), axis=-1)
+  return first_B
+
+
+def _gumbel_max(keys_B: jax.Array, shaped_BV: jax.Array) -> jax.Array:
+  """`vmap(jax.random.categorical)(keys_B, shaped_BV)`, same draws, faster.
+
+  The barrier keeps the noise out of the reduction loop (see first_argmax).
+  """
+  V = shaped_BV.shape[-1]
+  noise_BV = jax.vmap(lambda k: jax.random.gumbel(k, (V,)))(keys_B)
+  noise_BV = jax.lax.optimization_barrier(noise_BV)
+  return first_argmax(shaped_BV + noise_BV)
+
+
 def _pick(logits_BV: jax.Array, tokens_B: jax.Array) -> jax.Array:
   logp_BV = jax.nn.log_softmax(logits_BV, axis=-1)
   return jnp.take_along_axis(logp_BV, tokens_B[:, None], axis=-1)[:, 0]
@@ -97,12 +124,11 @@ def sample(
     ids = jnp.asarray(sp.suppress_ids, jnp.int32)
     allowed_BV = logits_BV.at[:, ids].set(-jnp.inf)
   if sp.greedy:
-    tokens_B = jnp.argmax(allowed_BV, axis=-1).astype(jnp.int32)
+    tokens_B = first_argmax(allowed_BV)
     logp_B = _pick(logits_BV, tokens_B)
     return tokens_B, logp_B, jnp.zeros_like(logp_B)
   shaped_BV = shape_logits(allowed_BV, sp)
-  tokens_B = jax.vmap(jax.random.categorical)(keys_B, shaped_BV)
-  tokens_B = tokens_B.astype(jnp.int32)
+  tokens_B = _gumbel_max(keys_B, shaped_BV)
   logp_B = _pick(logits_BV, tokens_B)
   if not sp.is_shaped:
     return tokens_B, logp_B, logp_B

@@ -14,21 +14,21 @@ from emojax.kernels import decode_attention, decode_attention_ref
 def _inputs(B, S, H, K, E, dtype, seed=0):
   ks = jax.random.split(jax.random.key(seed), 3)
   q = jax.random.normal(ks[0], (B, H, E), dtype)
-  k = jax.random.normal(ks[1], (B, S, K, E), dtype)
-  v = jax.random.normal(ks[2], (B, S, K, E), dtype)
+  k = jax.random.normal(ks[1], (B, K, S, E), dtype)  # heads-major cache
+  v = jax.random.normal(ks[2], (B, K, S, E), dtype)
   return q, k, v
 
 
 def _numpy_decode(q, k, v, starts, ends):
   q, k, v = (np.asarray(x, np.float64) for x in (q, k, v))
   B, H, E = q.shape
-  G = H // k.shape[2]
+  G = H // k.shape[1]
   out = np.zeros((B, H, E))
   for b in range(B):
     for h in range(H):
       kk, vv = (
-        k[b, starts[b] : ends[b], h // G],
-        v[b, starts[b] : ends[b], h // G],
+        k[b, h // G, starts[b] : ends[b]],
+        v[b, h // G, starts[b] : ends[b]],
       )
       if len(kk):
         s = kk @ q[b, h] / np.sqrt(E)

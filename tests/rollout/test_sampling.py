@@ -141,6 +141,26 @@ def test_suppressed_ids_are_never_emitted():
   np.testing.assert_array_equal(greedy, np.argmax(ref_BV, axis=-1))
 
 
+def test_first_argmax_is_numpys_argmax_with_ties():
+  rng = np.random.RandomState(3)
+  # Few distinct values, so most rows tie at their maximum; -inf as the
+  # shaping leaves it.
+  x_BV = rng.randint(0, 4, (64, 37)).astype(np.float32)
+  x_BV[rng.rand(64, 37) < 0.2] = -np.inf
+  got = sampling.first_argmax(jnp.asarray(x_BV))
+  assert got.dtype == jnp.int32
+  np.testing.assert_array_equal(got, np.argmax(x_BV, axis=-1))
+
+
+def test_draws_are_jax_random_categorical_draws():
+  # The faster Gumbel-max must be the same draw as jax's own, key for key.
+  logits_BV = jnp.asarray(np.random.RandomState(4).randn(32, 50), jnp.float32)
+  keys_B = jax.random.split(jax.random.key(5), 32)
+  tokens_B, _, _ = sampling.sample(keys_B, logits_BV, SamplingParams())
+  want = jax.vmap(jax.random.categorical)(keys_B, logits_BV)
+  np.testing.assert_array_equal(tokens_B, want)
+
+
 def test_rows_draw_from_their_own_keys():
   logits_BV = jnp.zeros((6, 100), jnp.float32)
   keys_B = jax.random.split(jax.random.key(7), 6)

@@ -28,10 +28,9 @@ def test_sharded_rollout_equals_single_device(tmp_path):
   # The mesh is taken from the params' shardings.
   got = rollout.generate(params_sharded, cfg, batch, jax.random.key(1), **kw)
   np.testing.assert_array_equal(got.completion_ids, want.completion_ids)
-  np.testing.assert_allclose(got.logprobs, want.logprobs, atol=1e-5)
+  np.testing.assert_allclose(got.logprobs, want.logprobs, atol=1e-5, rtol=5e-6)
   # Rows over the batch axes, the cache's KV heads over `tensor`.
   (cache,) = sampler._CACHES.values()
-  assert cache.k_LBSKE.sharding.spec == PartitionSpec(
-    None, ("data", "fsdp"), None, "tensor"
-  )
+  for k_BKSE in cache.k_BKSE:
+    assert k_BKSE.sharding.spec == PartitionSpec(("data", "fsdp"), "tensor")
   assert got.completion_ids.sharding.spec[0] == ("data", "fsdp")
