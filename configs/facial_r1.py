@@ -117,13 +117,13 @@ def _pretrain() -> ml_collections.ConfigDict:
 def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
   """`common.grpo_preset(preset)` sized for the embedded CPU run."""
   g = common.grpo_preset(preset)
-  g.steps = 12  # GRPO steps (one rollout batch each).
+  g.steps = 24  # GRPO steps (one rollout batch each).
   g.prompts_per_step = 8  # P.
   g.group_size = 8  # G.
   g.max_completion_length = 160  # New tokens (longest sft reasoning: 147).
   g.max_prompt_length = 160
   g.micro_batch_size = 0  # Rows per gradient pass (0: all P*G).
-  g.optim = _optim(lr=2e-5, warmup=0)
+  g.optim = _optim(lr=5e-5, warmup=0)
   g.ref_sync_every = 0  # Copy policy -> reference every N steps (0: never).
   g.dynamic_sampling_retries = 2  # Refill rounds for zero-variance groups.
   g.log_completions_every = 10  # Steps between completions tables.

@@ -88,8 +88,8 @@ def unembed(params, cfg: ModelConfig, h_BTD) -> jax.Array:
   return sharding.constrain(logits_BTV, ("batch", "act_seq", "vocab"))
 
 
-def _attention_block(p, cfg, h_BTD, cos_sin, masks, kv):
-  """Self-attention of one layer; `kv` is this layer's (k, v) cache or None."""
+def qkv(p, cfg: ModelConfig, h_BTD, cos_sin):
+  """One layer's rotated queries, keys and values of normed inputs."""
   dt = h_BTD.dtype
   q_BTHE = jnp.einsum("btd,dhe->bthe", h_BTD, p["w_q_LDHE"].astype(dt))
   k_BTKE = jnp.einsum("btd,dke->btke", h_BTD, p["w_k_LDKE"].astype(dt))
@@ -101,34 +101,40 @@ def _attention_block(p, cfg, h_BTD, cos_sin, masks, kv):
   q_BTHE = sharding.constrain(q_BTHE, ("batch", "act_seq", "heads", None))
   q_BTHE = rope.apply(q_BTHE, *cos_sin)
   k_BTKE = rope.apply(k_BTKE, *cos_sin)
+  return q_BTHE, k_BTKE, v_BTKE
+
+
+def attention_out(p, o_BTHE) -> jax.Array:
+  """The output projection of attention's per-head results."""
+  dt = o_BTHE.dtype
+  return jnp.einsum("bthe,hed->btd", o_BTHE, p["w_o_LHED"].astype(dt))
+
+
+def _attention_block(p, cfg, h_BTD, cos_sin, masks, kv):
+  """Self-attention of one layer; `kv` is this layer's (k, v) cache or None."""
+  dt = h_BTD.dtype
+  q_BTHE, k_BTKE, v_BTKE = qkv(p, cfg, h_BTD, cos_sin)
   if kv is None:
     o_BTHE = attention.attend(
       q_BTHE, k_BTKE, v_BTKE, **masks, causal=True, impl=cfg.attention
     )
-    new_kv = None
-  else:
-    k_BKSE, v_BKSE, index = kv
-    start = (0, 0, index, 0)
-    # In place: this layer's cache is a loop-carried buffer of its own.
-    k_BKSE = jax.lax.dynamic_update_slice(
-      k_BKSE, jnp.swapaxes(k_BTKE, 1, 2).astype(k_BKSE.dtype), start
-    )
-    v_BKSE = jax.lax.dynamic_update_slice(
-      v_BKSE, jnp.swapaxes(v_BTKE, 1, 2).astype(v_BKSE.dtype), start
-    )
-    new_kv = (k_BKSE, v_BKSE)
-    o_BTHE = attention.attend_cached(
-      q_BTHE,
-      k_BKSE.astype(dt),
-      v_BKSE.astype(dt),
-      **masks,
-      impl=cfg.attention,
-    )
-  out_BTD = jnp.einsum("bthe,hed->btd", o_BTHE, p["w_o_LHED"].astype(dt))
-  return out_BTD, new_kv
+    return attention_out(p, o_BTHE), None
+  k_BKSE, v_BKSE, index = kv
+  start = (0, 0, index, 0)
+  # In place: this layer's cache is a loop-carried buffer of its own.
+  k_BKSE = jax.lax.dynamic_update_slice(
+    k_BKSE, jnp.swapaxes(k_BTKE, 1, 2).astype(k_BKSE.dtype), start
+  )
+  v_BKSE = jax.lax.dynamic_update_slice(
+    v_BKSE, jnp.swapaxes(v_BTKE, 1, 2).astype(v_BKSE.dtype), start
+  )
+  o_BTHE = attention.attend_cached(
+    q_BTHE, k_BKSE.astype(dt), v_BKSE.astype(dt), **masks, impl=cfg.attention
+  )
+  return attention_out(p, o_BTHE), (k_BKSE, v_BKSE)
 
 
-def _mlp_block(p, h_BTD):
+def mlp_block(p, h_BTD):
   dt = h_BTD.dtype
   B, T, D = h_BTD.shape
   out_RD = swiglu.swiglu_mlp(
@@ -149,7 +155,7 @@ def layer(p, cfg: ModelConfig, x_BTD, cos_sin, masks, kv=None):
     x_BTD = x_BTD + attn_BTD
   with jax.named_scope("mlp"):
     h_BTD = rms_norm(x_BTD, p["mlp_norm_LD"], cfg.rms_norm_eps)
-    x_BTD = x_BTD + _mlp_block(p, h_BTD)
+    x_BTD = x_BTD + mlp_block(p, h_BTD)
   x_BTD = sharding.constrain(x_BTD, ("batch", "act_seq", "act_embed"))
   return x_BTD, new_kv
 
@@ -205,7 +211,7 @@ def run_layers(
   return h_BTD, new_cache
 
 
-def _layer_params(layers, i: int):
+def layer_params(layers, i: int):
   return jax.tree.map(lambda a: a[i], layers)
 
 
@@ -218,7 +224,7 @@ def _over_layers(step, layers, cfg, x_BTD):
 
     return jax.lax.scan(body, x_BTD, layers)[0]
   for i in range(cfg.num_layers):
-    x_BTD = step(_layer_params(layers, i), x_BTD=x_BTD)[0]
+    x_BTD = step(layer_params(layers, i), x_BTD=x_BTD)[0]
   return x_BTD
 
 
@@ -232,7 +238,7 @@ def _over_cached_layers(step, layers, cfg, x_BTD, cache):
   new_k, new_v = [], []
   for i in range(cfg.num_layers):
     kv = (cache.k_BKSE[i], cache.v_BKSE[i], cache.index)
-    x_BTD, (k_BKSE, v_BKSE) = step(_layer_params(layers, i), x_BTD=x_BTD, kv=kv)
+    x_BTD, (k_BKSE, v_BKSE) = step(layer_params(layers, i), x_BTD=x_BTD, kv=kv)
     new_k.append(k_BKSE)
     new_v.append(v_BKSE)
   return x_BTD, tuple(new_k), tuple(new_v)

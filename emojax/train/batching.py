@@ -138,8 +138,11 @@ def place(batch: Mapping, mesh, rules) -> dict:
 
   out = {}
   for key, value in batch.items():
+    if isinstance(value, Mapping):  # e.g. GRPO's shared `prompt` batch
+      out[key] = place(value, mesh, rules)
+      continue
     axes = None
-    if key in ROW_KEYS:
+    if key in ROW_KEYS or key.startswith("completion_"):
       axes = ("batch", None)
     elif key == "position_ids":
       axes = ("batch", None) if np.ndim(value) == 2 else (None, "batch", None)

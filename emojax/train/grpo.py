@@ -20,10 +20,8 @@ import numpy as np
 
 from emojax import rewards as rewards_lib
 from emojax import rollout as rollout_lib
-from emojax.model.config import ModelConfig
 from emojax.rewards import tags
 from emojax.rl import advantages, logprobs, loss, metrics
-from emojax.train import batching
 
 
 @dataclasses.dataclass
@@ -57,18 +55,23 @@ def score(
   return rewards_PGR, adv_PG
 
 
-def train_batch(cfg: ModelConfig, scored: Scored) -> tuple[dict, int]:
-  """Prompt + completion rows for the policy forward; completion start."""
+def train_batch(scored: Scored) -> dict:
+  """The rollout in the shared-prompt layout of `emojax.model.prefix`.
+
+  `prompt` holds the P prompts once (host batch, images included) as the
+  engine fed them (left-aligned ids and mask), `completion_ids` and
+  `completion_mask` the B = P*G completions.
+  """
   ro = scored.rollout
-  rows = batching.repeat_rows(cfg, scored.prompts, ro.num_generations)
-  prompt_ids = np.asarray(ro.prompt_ids)
-  rows["input_ids"] = np.concatenate(
-    [prompt_ids, np.asarray(ro.completion_ids)], axis=1
-  )
-  rows["attention_mask"] = np.concatenate(
-    [np.asarray(ro.prompt_mask), np.asarray(ro.completion_mask)], axis=1
-  )
-  return rows, prompt_ids.shape[1]
+  G = ro.num_generations
+  prompt = dict(scored.prompts)
+  prompt["input_ids"] = np.asarray(ro.prompt_ids)[::G]
+  prompt["attention_mask"] = np.asarray(ro.prompt_mask)[::G]
+  return {
+    "prompt": prompt,
+    "completion_ids": np.asarray(ro.completion_ids),
+    "completion_mask": np.asarray(ro.completion_mask),
+  }
 
 
 def token_weights(
@@ -110,10 +113,13 @@ def _char_offsets(ids_C, length: int, decode_piece) -> np.ndarray:
 @functools.partial(
   jax.jit, static_argnames=("cfg", "start", "temperature", "fused")
 )
-def policy_logprobs(params, batch, *, cfg, start, temperature=1.0, fused=False):
+def policy_logprobs(
+  params, batch, *, cfg, start=None, temperature=1.0, fused=False
+):
   """Per-token logprobs of the completion under `params` (no gradient), of
   the tempered policy the rollout sampled from (TRL divides logits by the
-  sampling temperature for old, reference and new logprobs alike)."""
+  sampling temperature for old, reference and new logprobs alike). `batch`
+  and `start` as in `logprobs.completion_logprobs`."""
   logp_BC, _ = logprobs.completion_logprobs(
     params, cfg, batch, start, temperature=temperature, fused=fused
   )
@@ -123,7 +129,7 @@ def policy_logprobs(params, batch, *, cfg, start, temperature=1.0, fused=False):
 @functools.partial(
   jax.jit, static_argnames=("cfg", "start", "rl_static", "fused")
 )
-def grads(params, batch, inputs, *, cfg, start, rl_static, fused=False):
+def grads(params, batch, inputs, *, cfg, rl_static, start=None, fused=False):
   """Gradient of one micro-batch's share of the GRPO loss."""
   rl = dict(rl_static)
 

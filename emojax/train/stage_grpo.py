@@ -198,7 +198,7 @@ def _dynamic_sample(draw, i: int, rl, cfg):
 
 def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
   rl, cfg = run.config.rl, run.model_cfg
-  rows, start = grpo.train_batch(cfg, scored)
+  batch = grpo.train_batch(scored)
   ro = scored.rollout
   mask_BC = np.asarray(ro.completion_mask).astype(np.float32)
   if rl.mask_truncated_completions:
@@ -211,14 +211,15 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
   if weights is not None:
     inputs["token_weights"] = weights.astype(np.float32)
   if rarity is not None:
-    keys = zip(rows["source"], rows["line"], strict=True)
-    inputs["sample_weights"] = np.array(
-      [rarity.get((_text(s), int(n)), 1.0) for s, n in keys], np.float32
+    keys = zip(scored.prompts["source"], scored.prompts["line"], strict=True)
+    weights_P = [rarity.get((_text(s), int(n)), 1.0) for s, n in keys]
+    inputs["sample_weights"] = np.repeat(
+      np.array(weights_P, np.float32), ro.num_generations
     )
   if rl.beta:
     inputs["kl_weight"] = np.float32(loss.beta_at(rl, i, rl.steps))
   denominator = grpo.denominator(rl, mask_BC)
-  parts = list(_micro(cfg, rows, inputs, rl.micro_batch_size, run))
+  parts = list(_micro(cfg, batch, inputs, rl.micro_batch_size, run))
   with sharding.use_rules(run.mesh, run.rules):
     for part_rows, part_in in parts:
       if rl.num_iterations > 1:
@@ -226,7 +227,6 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
           holder["state"].params,
           part_rows,
           cfg=cfg,
-          start=start,
           temperature=rl.temperature,
         )
       if rl.beta:
@@ -234,7 +234,6 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
           holder["ref"],
           part_rows,
           cfg=cfg,
-          start=start,
           temperature=rl.temperature,
         )
     metrics = {}
@@ -246,7 +245,6 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
           part_rows,
           dict(part_in, denominator=np.float32(denominator)),
           cfg=cfg,
-          start=start,
           rl_static=grpo.static_rl(rl),
         )
         total = g if total is None else jax.tree.map(jnp.add, total, g)
@@ -265,16 +263,21 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
   return metrics
 
 
-def _micro(cfg, rows: dict, inputs: dict, size: int, run: Run):
-  """(device batch, inputs) per micro-batch of rows."""
-  B = len(rows["input_ids"])
-  size = size or B
+def _micro(cfg, batch: dict, inputs: dict, size: int, run: Run):
+  """(device batch, inputs) per micro-batch of whole groups of rows."""
+  ids_BC = batch["completion_ids"]
+  B = len(ids_BC)
+  G = B // len(batch["prompt"]["input_ids"])
+  size = size or B  # a multiple of G (validate.py)
   for s in range(0, B, size):
     idx = np.arange(s, min(s + size, B))
-    # bucket=0: `start` indexes these exact columns.
-    part = batching.device_batch(
-      cfg, batching.take_rows(cfg, rows, idx), bucket=0
-    )
+    prompts = batching.take_rows(cfg, batch["prompt"], idx[::G] // G)
+    part = {
+      # bucket=0: the prompts' last column must stay their last token.
+      "prompt": batching.device_batch(cfg, prompts, bucket=0),
+      "completion_ids": ids_BC[idx],
+      "completion_mask": batch["completion_mask"][idx],
+    }
     part = batching.place(part, run.mesh, run.rules)
     part_in = {
       k: (v[idx] if isinstance(v, np.ndarray) and v.ndim and len(v) == B else v)

@@ -43,11 +43,13 @@ def validate(config, num_devices: int | None = None) -> None:
         "within a group, so it needs at least 2 (Facial-R1 uses 8)."
       )
     rows = rl.prompts_per_step * rl.group_size
-    if rl.micro_batch_size and rows % rl.micro_batch_size:
+    micro = rl.micro_batch_size
+    if micro and (rows % micro or micro % rl.group_size):
       raise ConfigError(
-        f"config.rl.micro_batch_size={rl.micro_batch_size} does not divide "
-        f"the {rows} rows of a step (prompts_per_step x group_size); pick a "
-        "divisor."
+        f"config.rl.micro_batch_size={micro} must divide the {rows} rows of "
+        "a step (prompts_per_step x group_size) and hold whole groups (a "
+        f"multiple of group_size={rl.group_size}: each prompt is computed "
+        "once for its group); pick such a divisor."
       )
   if "ground" in config.stages:
     _check_ground(config)

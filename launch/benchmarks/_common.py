@@ -3,6 +3,8 @@
 import os
 import platform
 
+from emojax import tcmalloc
+
 
 def describe() -> str:
   import jax
@@ -20,7 +22,8 @@ def describe() -> str:
   kinds = sorted({d.device_kind for d in devices})
   return (
     f"{cpu}, {os.cpu_count()} cores; jax {jax.__version__} on "
-    f"{len(devices)} x {'/'.join(kinds)}"
+    f"{len(devices)} x {'/'.join(kinds)}; host malloc: "
+    f"{'tcmalloc' if tcmalloc.active() else 'glibc'}"
   )
 
 

@@ -87,15 +87,16 @@ def step(params, ref, state, apply, cfg, batch, key, rl, G, T):
   r_PG1 = (ids % 2 == 0).mean(1).reshape(-1, G, 1)
   adv = np.asarray(advantages.compute(jnp.asarray(r_PG1), rl)).reshape(-1)
   t_reward = time.perf_counter() - start
-  tokens = np.concatenate([np.asarray(ro.prompt_ids), ids], axis=1)
-  mask = np.concatenate(
-    [np.asarray(ro.prompt_mask), np.asarray(ro.completion_mask)], axis=1
-  )
-  rows = {"input_ids": tokens, "attention_mask": mask}
-  start_col = ro.prompt_ids.shape[1]
-  ref_logp, t_ref = _timed(
-    lambda: grpo.policy_logprobs(ref, rows, cfg=cfg, start=start_col)
-  )
+  # The trainer's layout: each prompt computed once for its G rows.
+  rows = {
+    "prompt": {
+      "input_ids": np.asarray(ro.prompt_ids)[::G],
+      "attention_mask": np.asarray(ro.prompt_mask)[::G],
+    },
+    "completion_ids": ids,
+    "completion_mask": np.asarray(ro.completion_mask),
+  }
+  ref_logp, t_ref = _timed(lambda: grpo.policy_logprobs(ref, rows, cfg=cfg))
   inputs = {
     "adv": adv.astype(np.float32),
     "mask": np.asarray(ro.completion_mask, np.float32),
@@ -106,12 +107,7 @@ def step(params, ref, state, apply, cfg, batch, key, rl, G, T):
 
   def update():
     g, _, _ = grpo.grads(
-      state.params,
-      rows,
-      inputs,
-      cfg=cfg,
-      start=start_col,
-      rl_static=grpo.static_rl(rl),
+      state.params, rows, inputs, cfg=cfg, rl_static=grpo.static_rl(rl)
     )
     return apply(state, g)
 

@@ -1,0 +1,119 @@
+"""Shared-prompt logprobs equal those of the concatenated rows.
+
+The reference is the plain forward over B = P*G rows of prompt +
+completion (`logprobs.completion_logprobs` with `start`), whose own parity
+with transformers is tested elsewhere; values and gradients must agree.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import tiny_vlm_hf
+
+from emojax.model import config as config_lib
+from emojax.model import params as params_lib
+from emojax.model import prefix, specs
+from emojax.rl import logprobs
+from emojax.train import batching
+
+G, C = 3, 7
+
+
+def _left_aligned(batch):
+  ids, mask = batch["input_ids"], batch["attention_mask"]
+  out_ids, out_mask = np.zeros_like(ids), np.zeros_like(mask)
+  for b in range(len(ids)):
+    real = ids[b][mask[b] > 0]
+    out_ids[b, len(ids[b]) - len(real) :] = real
+    out_mask[b, len(ids[b]) - len(real) :] = 1
+  return {**batch, "input_ids": out_ids, "attention_mask": out_mask}
+
+
+def _completions(cfg, B, seed):
+  """Right-padded completions of ragged lengths (one fills all C)."""
+  rng = np.random.RandomState(seed)
+  ids_BC = rng.randint(1, cfg.vocab_size - 8, (B, C))
+  lengths_B = rng.randint(1, C + 1, B)
+  lengths_B[0] = C
+  mask_BC = (np.arange(C)[None] < lengths_B[:, None]).astype(np.int32)
+  return ids_BC * mask_BC, mask_BC
+
+
+def _both_layouts(cfg, prompts, seed=0):
+  P = len(prompts["input_ids"])
+  ids_BC, mask_BC = _completions(cfg, P * G, seed)
+  shared = {
+    "prompt": batching.device_batch(cfg, prompts, bucket=0),
+    "completion_ids": jnp.asarray(ids_BC),
+    "completion_mask": jnp.asarray(mask_BC),
+  }
+  rows = batching.repeat_rows(cfg, prompts, G)
+  rows["input_ids"] = np.concatenate([rows["input_ids"], ids_BC], 1)
+  rows["attention_mask"] = np.concatenate([rows["attention_mask"], mask_BC], 1)
+  rows = batching.device_batch(cfg, rows, bucket=0)
+  return shared, rows, prompts["input_ids"].shape[1], mask_BC
+
+
+def _text_case():
+  cfg = config_lib.tiny_text()
+  rng = np.random.RandomState(3)
+  ids = rng.randint(1, cfg.vocab_size - 8, (2, 9))
+  mask = np.ones((2, 9), np.int64)
+  mask[1, :4] = 0  # left padding
+  return cfg, {"input_ids": ids * mask, "attention_mask": mask}
+
+
+def _vlm_case():
+  cfg = config_lib.tiny_vlm(tiny_vlm_hf.VOCAB)
+  return cfg, _left_aligned(tiny_vlm_hf.batch(cfg))
+
+
+@pytest.mark.parametrize("case", [_text_case, _vlm_case])
+def test_values_and_gradients_equal_concatenated_rows(case):
+  cfg, prompts = case()
+  params = params_lib.init(specs(cfg), jax.random.key(0))
+  shared, rows, start, mask_BC = _both_layouts(cfg, prompts)
+
+  def loss(p, batch, start):
+    logp_BC, ent_BC = logprobs.completion_logprobs(
+      p, cfg, batch, start, temperature=0.8
+    )
+    return jnp.sum((logp_BC + 0.1 * ent_BC) * mask_BC), (logp_BC, ent_BC)
+
+  (_, (logp, ent)), g = jax.value_and_grad(loss, has_aux=True)(
+    params, shared, None
+  )
+  (_, (logp_ref, ent_ref)), g_ref = jax.value_and_grad(loss, has_aux=True)(
+    params, rows, start
+  )
+  m = mask_BC.astype(bool)
+  np.testing.assert_allclose(logp[m], logp_ref[m], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(ent[m], ent_ref[m], rtol=1e-5, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+  # Not vacuous: the completions' logprobs depend on their prompt.
+  assert np.abs(np.diff(np.asarray(logp[::G, 0]))).max() > 1e-3
+
+
+def test_completion_positions_continue_each_prompt():
+  positions_PT = jnp.array([[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]])
+  mask_BC = jnp.array([[1, 1, 0], [1, 1, 1], [1, 0, 0], [1, 1, 1]])
+  got = prefix.completion_positions(positions_PT, mask_BC, 2)
+  np.testing.assert_array_equal(
+    got, [[3, 4, 4], [3, 4, 5], [5, 5, 5], [5, 6, 7]]
+  )
+  got_3d = prefix.completion_positions(
+    jnp.stack([positions_PT, positions_PT + 1, positions_PT]), mask_BC, 2
+  )
+  # Text tokens: three equal components, after the largest of any.
+  np.testing.assert_array_equal(got_3d, np.stack([got + 1] * 3))
+
+
+def test_rows_must_be_whole_groups():
+  cfg, prompts = _text_case()
+  params = params_lib.init(specs(cfg), jax.random.key(0))
+  with pytest.raises(ValueError, match="G completions per prompt"):
+    prefix.hidden_states(
+      params, cfg, prompts, jnp.ones((5, 3), jnp.int32), jnp.ones((5, 3))
+    )
