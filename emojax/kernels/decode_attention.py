@@ -8,8 +8,8 @@ K/V byte is read once and empty cache slots are never read. It is
 memory-bound by design: no split over S (B * K programs already fill a
 GPU at rollout batch sizes).
 
-The cache is read in place (heads-major [B, K, S, E], as the rollout
-engine keeps it: each program's slots are contiguous); a last
+The cache is read in place, in the rollout engine's layout (k [B, K, E, S],
+v [B, K, S, E]: each program's keys and values are contiguous); a last
 partial block is handled by sliding its window back to end at S and masking
 slots the previous block already covered, so S need not divide the block.
 On TPU (no Mosaic lowering written yet) it runs the XLA twin.
@@ -32,7 +32,7 @@ _BLOCKS = {"gpu": (64, 4, 3), "interpret": (32, 0, 0)}
 
 def decode_attention_ref(
   q_BHE: jax.Array,
-  k_BKSE: jax.Array,
+  k_BKES: jax.Array,
   v_BKSE: jax.Array,
   lengths_B: jax.Array,
   *,
@@ -41,13 +41,13 @@ def decode_attention_ref(
 ) -> jax.Array:
   """Plain-jnp twin of `decode_attention`."""
   del interpret
-  _check(q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B)
+  _check(q_BHE, k_BKES, v_BKSE, lengths_B, starts_B)
   B, H, E = q_BHE.shape
-  K, S = k_BKSE.shape[1], k_BKSE.shape[2]
+  K, S = v_BKSE.shape[1], v_BKSE.shape[2]
   starts_B = jnp.zeros((B,), jnp.int32) if starts_B is None else starts_B
   q_BKGE = q_BHE.reshape(B, K, H // K, E)
   s_BKGS = jnp.einsum(
-    "bkge,bkse->bkgs", q_BKGE, k_BKSE, preferred_element_type=jnp.float32
+    "bkge,bkes->bkgs", q_BKGE, k_BKES, preferred_element_type=jnp.float32
   ) / math.sqrt(E)
   pos_1S = jnp.arange(S)[None]
   valid_BS = (pos_1S >= starts_B[:, None]) & (pos_1S < lengths_B[:, None])
@@ -65,17 +65,18 @@ def decode_attention_ref(
   return o_BKGE.reshape(B, H, E).astype(q_BHE.dtype)
 
 
-def _check(q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B):
-  if q_BHE.ndim != 3 or k_BKSE.ndim != 4 or k_BKSE.shape != v_BKSE.shape:
+def _check(q_BHE, k_BKES, v_BKSE, lengths_B, starts_B):
+  ok = q_BHE.ndim == 3 and k_BKES.ndim == 4 and v_BKSE.ndim == 4
+  if not ok or k_BKES.shape != v_BKSE.shape[:2] + v_BKSE.shape[:1:-1]:
     raise ValueError(
-      "decode_attention: want q [B, H, E] and k, v caches [B, K, S, E] of "
-      f"equal shape; got q {q_BHE.shape}, k {k_BKSE.shape}, "
+      "decode_attention: want q [B, H, E], k [B, K, E, S] and v "
+      f"[B, K, S, E]; got q {q_BHE.shape}, k {k_BKES.shape}, "
       f"v {v_BKSE.shape}."
     )
   B, H, E = q_BHE.shape
-  if k_BKSE.shape[0] != B or k_BKSE.shape[3] != E or H % k_BKSE.shape[1]:
+  if v_BKSE.shape[0] != B or v_BKSE.shape[3] != E or H % v_BKSE.shape[1]:
     raise ValueError(
-      f"decode_attention: q {q_BHE.shape} vs cache {k_BKSE.shape}: need the "
+      f"decode_attention: q {q_BHE.shape} vs v {v_BKSE.shape}: need the "
       "same B and E, and H a multiple of K."
     )
   for name, x in (("lengths_B", lengths_B), ("starts_B", starts_B)):
@@ -87,7 +88,7 @@ def _check(q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B):
 
 def decode_attention(
   q_BHE: jax.Array,
-  k_BKSE: jax.Array,
+  k_BKES: jax.Array,
   v_BKSE: jax.Array,
   lengths_B: jax.Array,
   *,
@@ -100,19 +101,19 @@ def decode_attention(
   right-aligned caches); starts_B, for left-padded prompts, the first valid
   slot. Rows with no valid slot return 0. Forward only (rollout).
   """
-  _check(q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B)
+  _check(q_BHE, k_BKES, v_BKSE, lengths_B, starts_B)
   plat = backend.platform(interpret)
   if plat == "tpu":
     return decode_attention_ref(
-      q_BHE, k_BKSE, v_BKSE, lengths_B, starts_B=starts_B
+      q_BHE, k_BKES, v_BKSE, lengths_B, starts_B=starts_B
     )
   B, H, E = q_BHE.shape
-  K, S = k_BKSE.shape[1], k_BKSE.shape[2]
+  K, S = v_BKSE.shape[1], v_BKSE.shape[2]
   G = H // K
   bs, warps, stages = _BLOCKS[plat]
   if S < bs:
     # A tiny cache: pad it to one block (cheap) so loads keep block shape.
-    k_BKSE = backend.pad_axis(k_BKSE, 2, bs)
+    k_BKES = backend.pad_axis(k_BKES, 3, bs)
     v_BKSE = backend.pad_axis(v_BKSE, 2, bs)
     S = bs
   # Triton's dot needs >= 16 rows and power-of-two tiles: pad the group of
@@ -129,7 +130,7 @@ def decode_attention(
       pl.BlockSpec((B,), lambda b, n: (0,)),
       pl.BlockSpec((B,), lambda b, n: (0,)),
       pl.BlockSpec((None, None, Gp, E), lambda b, n: (b, n, 0, 0)),
-      pl.BlockSpec((None, None, S, E), lambda b, n: (b, n, 0, 0)),
+      pl.BlockSpec((None, None, E, S), lambda b, n: (b, n, 0, 0)),
       pl.BlockSpec((None, None, S, E), lambda b, n: (b, n, 0, 0)),
     ],
     out_specs=pl.BlockSpec((None, None, Gp, E), lambda b, n: (b, n, 0, 0)),
@@ -140,7 +141,7 @@ def decode_attention(
     starts_B.astype(jnp.int32),
     lengths_B.astype(jnp.int32),
     q_BKGE,
-    k_BKSE,
+    k_BKES,
     v_BKSE,
   )
   return o_BKGE[:, :, :G].reshape(B, H, E)
@@ -148,7 +149,7 @@ def decode_attention(
 
 def _kernel(start_ref, end_ref, q_ref, k_ref, v_ref, o_ref, *, bs, scale):
   b = pl.program_id(0)
-  S = k_ref.shape[0]
+  S = v_ref.shape[0]
   Gp, E = q_ref.shape
   start = jnp.maximum(start_ref[b], 0)
   end = jnp.minimum(end_ref[b], S)
@@ -160,7 +161,7 @@ def _kernel(start_ref, end_ref, q_ref, k_ref, v_ref, o_ref, *, bs, scale):
     # The last block slides back to end at S; slots below `lo` were done.
     s0 = jnp.minimum(lo, S - bs)
     ks = pl.ds(s0, bs)
-    s = backend.dot(q, k_ref[ks, :], (1, 1)) * scale
+    s = backend.dot(q, k_ref[:, ks], (1, 0)) * scale
     pos = s0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 1)
     valid = (pos >= jnp.maximum(start, lo)) & (pos < end)
     s = jnp.where(valid, s, backend.NEG)

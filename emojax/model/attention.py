@@ -6,8 +6,8 @@ slot indices (causal means key slot <= query slot). This one description
 serves training (T == S), prefill and cached decode.
 
 `attend` takes keys as the layers compute them ([B, S, K, E]); the rollout
-cache keeps them heads-major ([B, K, S, E], see `kv_cache`) and
-`attend_cached` reads that layout without a transpose.
+cache keeps them heads-major with keys transposed (k [B, K, E, S], v
+[B, K, S, E], see `kv_cache`) and `attend_cached` reads that layout as is.
 """
 
 from __future__ import annotations
@@ -36,27 +36,53 @@ def make_mask(
 
 def xla_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS) -> jax.Array:
   """Plain einsum attention, GQA by grouping query heads (no K/V repeat)."""
-  # XLA transposes K and V to heads-major for the batched matmuls anyway.
-  k_BKSE, v_BKSE = (jnp.swapaxes(x, 1, 2) for x in (k_BSKE, v_BSKE))
-  return _xla_heads_major(q_BTHE, k_BKSE, v_BKSE, mask_BTS)
-
-
-def _xla_heads_major(q_BTHE, k_BKSE, v_BKSE, mask_BTS) -> jax.Array:
   B, T, H, E = q_BTHE.shape
-  K = k_BKSE.shape[1]
+  K = k_BSKE.shape[2]
   q_BTKGE = q_BTHE.reshape(B, T, K, H // K, E)
-  scale = E**-0.5
   logits_BKGTS = jnp.einsum(
-    "btkge,bkse->bkgts",
-    q_BTKGE * jnp.asarray(scale, q_BTHE.dtype),
-    k_BKSE,
+    "btkge,bske->bkgts",
+    q_BTKGE * jnp.asarray(E**-0.5, q_BTHE.dtype),
+    k_BSKE,
     preferred_element_type=jnp.float32,
   )
+  return _softmax_values(logits_BKGTS, mask_BTS, v_BSKE, "bkgts,bske->btkge")
+
+
+def _xla_cached(q_BTHE, k_BKES, v_BKSE, mask_BTS) -> jax.Array:
+  """`xla_attention` over the cache's layout (keys transposed).
+
+  Queries are laid out [B, K, G*T, E] so both products are plain batched
+  matmuls; with T = 1 (decode) every reshape is free. (With a separate unit
+  T axis XLA:CPU swapped the operands into a transposed-operand matmul 3x
+  slower.)
+  """
+  B, T, H, E = q_BTHE.shape
+  K = k_BKES.shape[1]
+  G, S = H // K, k_BKES.shape[3]
+  q_BKGTE = jnp.transpose(q_BTHE.reshape(B, T, K, G, E), (0, 2, 3, 1, 4))
+  q_BKME = q_BKGTE.reshape(B, K, G * T, E) * jnp.asarray(E**-0.5, q_BTHE.dtype)
+  logits_BKMS = jnp.einsum(
+    "bkme,bkes->bkms", q_BKME, k_BKES, preferred_element_type=jnp.float32
+  )
+  big_neg = jnp.finfo(jnp.float32).min
+  logits_BKGTS = jnp.where(
+    mask_BTS[:, None, None], logits_BKMS.reshape(B, K, G, T, S), big_neg
+  )
+  probs_BKMS = jax.nn.softmax(logits_BKGTS, axis=-1).reshape(B, K, G * T, S)
+  o_BKME = jnp.einsum(
+    "bkms,bkse->bkme", probs_BKMS.astype(v_BKSE.dtype), v_BKSE
+  )
+  o_BTKGE = jnp.transpose(o_BKME.reshape(B, K, G, T, E), (0, 3, 1, 2, 4))
+  return o_BTKGE.reshape(B, T, H, E)
+
+
+def _softmax_values(logits_BKGTS, mask_BTS, v, spec: str) -> jax.Array:
   big_neg = jnp.finfo(jnp.float32).min
   logits_BKGTS = jnp.where(mask_BTS[:, None, None], logits_BKGTS, big_neg)
-  probs_BKGTS = jax.nn.softmax(logits_BKGTS, axis=-1).astype(v_BKSE.dtype)
-  o_BTKGE = jnp.einsum("bkgts,bkse->btkge", probs_BKGTS, v_BKSE)
-  return o_BTKGE.reshape(B, T, H, E)
+  probs_BKGTS = jax.nn.softmax(logits_BKGTS, axis=-1).astype(v.dtype)
+  o_BTKGE = jnp.einsum(spec, probs_BKGTS, v)
+  B, T, K, G, E = o_BTKGE.shape
+  return o_BTKGE.reshape(B, T, K * G, E)
 
 
 def cudnn_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS) -> jax.Array:
@@ -108,7 +134,7 @@ def attend(
 
 def attend_cached(
   q_BTHE: jax.Array,
-  k_BKSE: jax.Array,
+  k_BKES: jax.Array,
   v_BKSE: jax.Array,
   *,
   q_segment_BT: jax.Array,
@@ -117,7 +143,7 @@ def attend_cached(
   kv_index_BS: jax.Array,
   impl: str = "xla",
 ) -> jax.Array:
-  """Causal attention of T new tokens over a heads-major cache.
+  """Causal attention of T new tokens over the cache's layout.
 
   One decode step (T == 1) with impl 'pallas' runs `decode_attention`,
   which streams only the query's segment: the rollout cache keeps it
@@ -126,13 +152,13 @@ def attend_cached(
   """
   _check_impl(impl)
   if impl == "pallas" and q_BTHE.shape[1] == 1:
-    args = (q_BTHE, k_BKSE, v_BKSE, q_segment_BT, kv_segment_BS, q_index_BT)
+    args = (q_BTHE, k_BKES, v_BKSE, q_segment_BT, kv_segment_BS, q_index_BT)
     out = _sharded(_decode, args, 1)
   else:
     mask_BTS = make_mask(
       q_segment_BT, kv_segment_BS, q_index_BT, kv_index_BS, causal=True
     )
-    out = _xla_heads_major(q_BTHE, k_BKSE, v_BKSE, mask_BTS)
+    out = _xla_cached(q_BTHE, k_BKES, v_BKSE, mask_BTS)
   return sharding.constrain(out, ("batch", "act_seq", "heads", None))
 
 
@@ -148,7 +174,7 @@ def _sharded(fn, args, kv_heads_axis: int) -> jax.Array:
 
   On CPU the kernels run in Pallas interpret mode; outside
   `sharding.use_rules` `fn` runs as is. `kv_heads_axis` is K's axis in k
-  and v (2 for [B, S, K, E], 1 for [B, K, S, E]).
+  and v (2 for [B, S, K, E], 1 for the cache's layouts).
   """
   active = sharding.active()
   if active is None:
@@ -178,12 +204,12 @@ def _sharded(fn, args, kv_heads_axis: int) -> jax.Array:
   )(*args)
 
 
-def _decode(q_B1HE, k_BKSE, v_BKSE, q_segment_B1, kv_segment_BS, q_index_B1):
+def _decode(q_B1HE, k_BKES, v_BKSE, q_segment_B1, kv_segment_BS, q_index_B1):
   """One decode step: keys in the query's segment at slots <= its own."""
   same_BS = kv_segment_BS == q_segment_B1
   starts_B = jnp.argmax(same_BS, axis=1).astype(jnp.int32)
   ends_B = jnp.where(q_segment_B1[:, 0] != 0, q_index_B1[:, 0] + 1, 0)
   o_BHE = kernels.decode_attention(
-    q_B1HE[:, 0], k_BKSE, v_BKSE, ends_B, starts_B=starts_B
+    q_B1HE[:, 0], k_BKES, v_BKSE, ends_B, starts_B=starts_B
   )
   return o_BHE[:, None]

@@ -119,19 +119,20 @@ def _attention_block(p, cfg, h_BTD, cos_sin, masks, kv):
       q_BTHE, k_BTKE, v_BTKE, **masks, causal=True, impl=cfg.attention
     )
     return attention_out(p, o_BTHE), None
-  k_BKSE, v_BKSE, index = kv
-  start = (0, 0, index, 0)
+  k_BKES, v_BKSE, index = kv
   # In place: this layer's cache is a loop-carried buffer of its own.
-  k_BKSE = jax.lax.dynamic_update_slice(
-    k_BKSE, jnp.swapaxes(k_BTKE, 1, 2).astype(k_BKSE.dtype), start
+  k_BKES = jax.lax.dynamic_update_slice(
+    k_BKES,
+    jnp.transpose(k_BTKE, (0, 2, 3, 1)).astype(k_BKES.dtype),
+    (0, 0, 0, index),
   )
   v_BKSE = jax.lax.dynamic_update_slice(
-    v_BKSE, jnp.swapaxes(v_BTKE, 1, 2).astype(v_BKSE.dtype), start
+    v_BKSE, jnp.swapaxes(v_BTKE, 1, 2).astype(v_BKSE.dtype), (0, 0, index, 0)
   )
   o_BTHE = attention.attend_cached(
-    q_BTHE, k_BKSE.astype(dt), v_BKSE.astype(dt), **masks, impl=cfg.attention
+    q_BTHE, k_BKES.astype(dt), v_BKSE.astype(dt), **masks, impl=cfg.attention
   )
-  return attention_out(p, o_BTHE), (k_BKSE, v_BKSE)
+  return attention_out(p, o_BTHE), (k_BKES, v_BKSE)
 
 
 def mlp_block(p, h_BTD):
@@ -201,13 +202,13 @@ def run_layers(
   if cache is None:
     x_BTD = _over_layers(step, params["layers"], cfg, x_BTD)
   else:
-    x_BTD, k_BKSE, v_BKSE = _over_cached_layers(
+    x_BTD, k_BKES, v_BKSE = _over_cached_layers(
       step, params["layers"], cfg, x_BTD, cache
     )
   h_BTD = rms_norm(x_BTD, params["final_norm_D"], cfg.rms_norm_eps)
   if cache is None:
     return h_BTD, None
-  new_cache = KVCache(k_BKSE, v_BKSE, segment_BS, cache.index + T)
+  new_cache = KVCache(k_BKES, v_BKSE, segment_BS, cache.index + T)
   return h_BTD, new_cache
 
 
@@ -237,8 +238,8 @@ def _over_cached_layers(step, layers, cfg, x_BTD, cache):
   """
   new_k, new_v = [], []
   for i in range(cfg.num_layers):
-    kv = (cache.k_BKSE[i], cache.v_BKSE[i], cache.index)
-    x_BTD, (k_BKSE, v_BKSE) = step(layer_params(layers, i), x_BTD=x_BTD, kv=kv)
-    new_k.append(k_BKSE)
+    kv = (cache.k_BKES[i], cache.v_BKSE[i], cache.index)
+    x_BTD, (k_BKES, v_BKSE) = step(layer_params(layers, i), x_BTD=x_BTD, kv=kv)
+    new_k.append(k_BKES)
     new_v.append(v_BKSE)
   return x_BTD, tuple(new_k), tuple(new_v)

@@ -76,7 +76,7 @@ def _prefill(params, cfg: ModelConfig, cache: KVCache, inputs, G: int):
   positions = inputs["position_ids"]
   P, T = ids_PT.shape
   x_PTD = model_lib.input_embeddings(params, cfg, inputs)
-  small = kv_cache.init(cfg, P, T, cache.k_BKSE[0].dtype)
+  small = kv_cache.init(cfg, P, T, cache.v_BKSE[0].dtype)
   h_PTD, small = decoder.run_layers(
     params, cfg, x_PTD, positions, mask_PT, small
   )
@@ -84,16 +84,18 @@ def _prefill(params, cfg: ModelConfig, cache: KVCache, inputs, G: int):
   # and only its logits are needed.
   logits_PV = decoder.unembed(params, cfg, h_PTD[:, -1:])[:, 0]
 
-  def fill(big_BKSE, small_PKTE):
-    rows_BKTE = jnp.repeat(small_PKTE, G, axis=0)
-    return jax.lax.dynamic_update_slice(big_BKSE, rows_BKTE, (0, 0, 0, 0))
+  def fill(big, small):
+    # The small cache's T slots are the big one's first T (either layout).
+    return jax.lax.dynamic_update_slice(
+      big, jnp.repeat(small, G, axis=0), (0, 0, 0, 0)
+    )
 
-  k_BKSE = tuple(map(fill, cache.k_BKSE, small.k_BKSE))
+  k_BKES = tuple(map(fill, cache.k_BKES, small.k_BKES))
   v_BKSE = tuple(map(fill, cache.v_BKSE, small.v_BKSE))
   segment_BS = jax.lax.dynamic_update_slice(
     jnp.zeros_like(cache.segment_BS), jnp.repeat(mask_PT, G, axis=0), (0, 0)
   )
-  cache = KVCache(k_BKSE, v_BKSE, segment_BS, jnp.int32(T))
+  cache = KVCache(k_BKES, v_BKSE, segment_BS, jnp.int32(T))
   # Generated tokens continue from the largest prompt position (Qwen2.5-VL's
   # rope_deltas; for text, the number of real tokens).
   axes = (0, 2) if positions.ndim == 3 else (1,)

@@ -134,7 +134,7 @@ def decode(quick: bool) -> None:
     for S in (1024, 8192) if not quick else (1024,):
       ks = jax.random.split(jax.random.key(0), 3)
       q = jax.random.normal(ks[0], (B, H, E), jnp.bfloat16)
-      k = jax.random.normal(ks[1], (B, K, S, E), jnp.bfloat16)
+      k = jax.random.normal(ks[1], (B, K, E, S), jnp.bfloat16)
       v = jax.random.normal(ks[2], (B, K, S, E), jnp.bfloat16)
       lengths = jnp.full((B,), S, jnp.int32)
       read = k.nbytes + v.nbytes

@@ -14,8 +14,8 @@ from emojax.kernels import decode_attention, decode_attention_ref
 def _inputs(B, S, H, K, E, dtype, seed=0):
   ks = jax.random.split(jax.random.key(seed), 3)
   q = jax.random.normal(ks[0], (B, H, E), dtype)
-  k = jax.random.normal(ks[1], (B, K, S, E), dtype)  # heads-major cache
-  v = jax.random.normal(ks[2], (B, K, S, E), dtype)
+  k = jax.random.normal(ks[1], (B, K, E, S), dtype)  # the rollout cache's
+  v = jax.random.normal(ks[2], (B, K, S, E), dtype)  # layouts
   return q, k, v
 
 
@@ -27,7 +27,7 @@ def _numpy_decode(q, k, v, starts, ends):
   for b in range(B):
     for h in range(H):
       kk, vv = (
-        k[b, h // G, starts[b] : ends[b]],
+        k[b, h // G, :, starts[b] : ends[b]].T,
         v[b, h // G, starts[b] : ends[b]],
       )
       if len(kk):

@@ -127,7 +127,7 @@ def test_cache_buffer_is_reused_not_reallocated(models):
   a = rollout.generate(params, cfg, batch, jax.random.key(0), **kw)
   (buffer,) = sampler._CACHES.values()
   b = rollout.generate(params, cfg, batch, jax.random.key(0), **kw)
-  assert buffer.k_BKSE[0].is_deleted()  # donated into the second call
+  assert buffer.k_BKES[0].is_deleted()  # donated into the second call
   assert len(sampler._CACHES) == 1
   np.testing.assert_array_equal(a.completion_ids, b.completion_ids)
 
@@ -212,10 +212,10 @@ def test_bf16_cache_halves_bytes_and_stays_close(models):
     params, cfg, batch, jax.random.key(0), cache_dtype="bfloat16", **kw
   )
   caches = {k[3]: v for k, v in sampler._CACHES.items()}
-  assert caches["bfloat16"].k_BKSE[0].dtype == jnp.bfloat16
+  assert caches["bfloat16"].v_BKSE[0].dtype == jnp.bfloat16
   assert (
-    caches["bfloat16"].k_BKSE[0].nbytes * 2
-    == caches["float32"].k_BKSE[0].nbytes
+    caches["bfloat16"].v_BKSE[0].nbytes * 2
+    == caches["float32"].v_BKSE[0].nbytes
   )
   # Greedy paths agree until the first rounding-induced divergence; the
   # first token's logprob differs only by bf16 rounding of K/V.

@@ -31,6 +31,6 @@ def test_sharded_rollout_equals_single_device(tmp_path):
   np.testing.assert_allclose(got.logprobs, want.logprobs, atol=1e-5, rtol=5e-6)
   # Rows over the batch axes, the cache's KV heads over `tensor`.
   (cache,) = sampler._CACHES.values()
-  for k_BKSE in cache.k_BKSE:
-    assert k_BKSE.sharding.spec == PartitionSpec(("data", "fsdp"), "tensor")
+  for k_BKES in cache.k_BKES:
+    assert k_BKES.sharding.spec == PartitionSpec(("data", "fsdp"), "tensor")
   assert got.completion_ids.sharding.spec[0] == ("data", "fsdp")
