@@ -27,7 +27,7 @@ def _data() -> ml_collections.ConfigDict:
   d.tfds_dir = "~/.cache/emojax/tfds"  # Where tfds prepares datasets.
   d.num_train = 3000  # facs_synth: label-only rows (GRPO, synthesis).
   d.num_sft = 300  # facs_synth: reasoning-annotated rows (SFT).
-  d.num_test = 200  # facs_synth: held-out rows (every stage's eval).
+  d.num_test = 400  # facs_synth: held-out rows (every stage's eval; SE 0.02).
   d.seed = 0  # facs_synth: rendering seed.
   d.image_size = 64  # facs_synth: face side in pixels.
   d.min_pixels = 32 * 32  # Image budget (Qwen2.5-VL smart resize).
@@ -142,7 +142,7 @@ def _synthesize() -> ml_collections.ConfigDict:
 
 def _eval() -> ml_collections.ConfigDict:
   e = ml_collections.ConfigDict()
-  e.num_examples = 200  # Test rows decoded at the end of each stage.
+  e.num_examples = 400  # Test rows decoded at the end of each stage.
   e.batch_size = 50  # Prompts per decode batch.
   e.max_new_tokens = 160  # Greedy decode budget (reasoning: <= 147).
   return e
