@@ -64,12 +64,19 @@ def _text_case():
   return cfg, {"input_ids": ids * mask, "attention_mask": mask}
 
 
+def _text_case_unrolled_remat():
+  cfg, prompts = _text_case()
+  return cfg.replace(scan_layers=False, remat=True), prompts
+
+
 def _vlm_case():
   cfg = config_lib.tiny_vlm(tiny_vlm_hf.VOCAB)
   return cfg, _left_aligned(tiny_vlm_hf.batch(cfg))
 
 
-@pytest.mark.parametrize("case", [_text_case, _vlm_case])
+@pytest.mark.parametrize(
+  "case", [_text_case, _text_case_unrolled_remat, _vlm_case]
+)
 def test_values_and_gradients_equal_concatenated_rows(case):
   cfg, prompts = case()
   params = params_lib.init(specs(cfg), jax.random.key(0))
@@ -81,12 +88,11 @@ def test_values_and_gradients_equal_concatenated_rows(case):
     )
     return jnp.sum((logp_BC + 0.1 * ent_BC) * mask_BC), (logp_BC, ent_BC)
 
-  (_, (logp, ent)), g = jax.value_and_grad(loss, has_aux=True)(
-    params, shared, None
+  grad_fn = jax.jit(
+    jax.value_and_grad(loss, has_aux=True), static_argnames="start"
   )
-  (_, (logp_ref, ent_ref)), g_ref = jax.value_and_grad(loss, has_aux=True)(
-    params, rows, start
-  )
+  (_, (logp, ent)), g = grad_fn(params, shared, start=None)
+  (_, (logp_ref, ent_ref)), g_ref = grad_fn(params, rows, start=start)
   m = mask_BC.astype(bool)
   np.testing.assert_allclose(logp[m], logp_ref[m], rtol=1e-5, atol=1e-5)
   np.testing.assert_allclose(ent[m], ent_ref[m], rtol=1e-5, atol=1e-5)
