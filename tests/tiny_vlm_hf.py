@@ -126,6 +126,17 @@ def batch(cfg, seed: int = 0, T: int = 40) -> dict:
   }
 
 
+def left_aligned(b: dict) -> dict:
+  """The same rows left-padded (transformers' generate and GRPO need that)."""
+  ids, mask = b["input_ids"], b["attention_mask"]
+  out_ids, out_mask = np.zeros_like(ids), np.zeros_like(mask)
+  for r in range(len(ids)):
+    real = ids[r][mask[r] > 0]
+    out_ids[r, len(ids[r]) - len(real) :] = real
+    out_mask[r, len(ids[r]) - len(real) :] = 1
+  return {**b, "input_ids": out_ids, "attention_mask": out_mask}
+
+
 def hf_logits(hf_model, cfg, b: dict) -> np.ndarray:
   with torch.no_grad():
     out = hf_model(**_torch(cfg, b))

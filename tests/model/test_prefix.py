@@ -20,16 +20,6 @@ from emojax.train import batching
 G, C = 3, 7
 
 
-def _left_aligned(batch):
-  ids, mask = batch["input_ids"], batch["attention_mask"]
-  out_ids, out_mask = np.zeros_like(ids), np.zeros_like(mask)
-  for b in range(len(ids)):
-    real = ids[b][mask[b] > 0]
-    out_ids[b, len(ids[b]) - len(real) :] = real
-    out_mask[b, len(ids[b]) - len(real) :] = 1
-  return {**batch, "input_ids": out_ids, "attention_mask": out_mask}
-
-
 def _completions(cfg, B, seed):
   """Right-padded completions of ragged lengths (one fills all C)."""
   rng = np.random.RandomState(seed)
@@ -71,7 +61,7 @@ def _text_case_unrolled_remat():
 
 def _vlm_case():
   cfg = config_lib.tiny_vlm(tiny_vlm_hf.VOCAB)
-  return cfg, _left_aligned(tiny_vlm_hf.batch(cfg))
+  return cfg, tiny_vlm_hf.left_aligned(tiny_vlm_hf.batch(cfg))
 
 
 @pytest.mark.parametrize(

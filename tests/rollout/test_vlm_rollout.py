@@ -24,17 +24,6 @@ def _sharpened_model():
   return hf_model
 
 
-def _left_aligned(batch):
-  """The same prompts left-padded (transformers' generate needs that)."""
-  ids, mask = batch["input_ids"], batch["attention_mask"]
-  out_ids, out_mask = np.zeros_like(ids), np.zeros_like(mask)
-  for b in range(len(ids)):
-    real = ids[b][mask[b] > 0]
-    out_ids[b, len(ids[b]) - len(real) :] = real
-    out_mask[b, len(ids[b]) - len(real) :] = 1
-  return {**batch, "input_ids": out_ids, "attention_mask": out_mask}
-
-
 def _hf_greedy(hf_model, batch):
   t = {k: torch.as_tensor(v) for k, v in batch.items()}
   t["mm_token_type_ids"] = (t["input_ids"] == CFG.image_token_id).int()
@@ -56,7 +45,7 @@ def test_greedy_with_images_equals_transformers_generate():
   # Row 0: left-padded image + text; row 1: text only; row 2: text + image,
   # right padded (the engine left-aligns it).
   batch = tiny_vlm_hf.batch(CFG)
-  want = _hf_greedy(hf_model, _left_aligned(batch))
+  want = _hf_greedy(hf_model, tiny_vlm_hf.left_aligned(batch))
   got = rollout.generate(
     params,
     CFG,
