@@ -6,10 +6,14 @@ runs at import time of the test session.
 
 import os
 
-os.environ["XLA_FLAGS"] = (
-  os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
-)
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+_FLAGS = " --xla_force_host_platform_device_count=8"
+if os.environ["JAX_PLATFORMS"] == "cpu":
+  # The 8 fake devices are threads on (in CI) 2 shared cores: under load a
+  # collective's last thread can arrive after XLA's default 40 s, which
+  # aborts the process ("Termination timeout ... exceeded").
+  _FLAGS += " --xla_cpu_collective_call_terminate_timeout_seconds=600"
+os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + _FLAGS
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import jax  # noqa: E402
