@@ -66,8 +66,11 @@ def decode_attention_ref(
 
 
 def _check(q_BHE, k_BKES, v_BKSE, lengths_B, starts_B):
-  ok = q_BHE.ndim == 3 and k_BKES.ndim == 4 and v_BKSE.ndim == 4
-  if not ok or k_BKES.shape != v_BKSE.shape[:2] + v_BKSE.shape[:1:-1]:
+  ok = q_BHE.ndim == 3 and v_BKSE.ndim == 4
+  if ok:
+    B, K, S, E = v_BKSE.shape
+    ok = k_BKES.shape == (B, K, E, S)
+  if not ok:
     raise ValueError(
       "decode_attention: want q [B, H, E], k [B, K, E, S] and v "
       f"[B, K, S, E]; got q {q_BHE.shape}, k {k_BKES.shape}, "

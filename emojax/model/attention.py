@@ -64,11 +64,8 @@ def _xla_cached(q_BTHE, k_BKES, v_BKSE, mask_BTS) -> jax.Array:
   logits_BKMS = jnp.einsum(
     "bkme,bkes->bkms", q_BKME, k_BKES, preferred_element_type=jnp.float32
   )
-  big_neg = jnp.finfo(jnp.float32).min
-  logits_BKGTS = jnp.where(
-    mask_BTS[:, None, None], logits_BKMS.reshape(B, K, G, T, S), big_neg
-  )
-  probs_BKMS = jax.nn.softmax(logits_BKGTS, axis=-1).reshape(B, K, G * T, S)
+  probs_BKGTS = _masked_softmax(logits_BKMS.reshape(B, K, G, T, S), mask_BTS)
+  probs_BKMS = probs_BKGTS.reshape(B, K, G * T, S)
   o_BKME = jnp.einsum(
     "bkms,bkse->bkme", probs_BKMS.astype(v_BKSE.dtype), v_BKSE
   )
@@ -76,10 +73,14 @@ def _xla_cached(q_BTHE, k_BKES, v_BKSE, mask_BTS) -> jax.Array:
   return o_BTKGE.reshape(B, T, H, E)
 
 
-def _softmax_values(logits_BKGTS, mask_BTS, v, spec: str) -> jax.Array:
+def _masked_softmax(logits_BKGTS, mask_BTS) -> jax.Array:
   big_neg = jnp.finfo(jnp.float32).min
   logits_BKGTS = jnp.where(mask_BTS[:, None, None], logits_BKGTS, big_neg)
-  probs_BKGTS = jax.nn.softmax(logits_BKGTS, axis=-1).astype(v.dtype)
+  return jax.nn.softmax(logits_BKGTS, axis=-1)
+
+
+def _softmax_values(logits_BKGTS, mask_BTS, v, spec: str) -> jax.Array:
+  probs_BKGTS = _masked_softmax(logits_BKGTS, mask_BTS).astype(v.dtype)
   o_BTKGE = jnp.einsum(spec, probs_BKGTS, v)
   B, T, K, G, E = o_BTKGE.shape
   return o_BTKGE.reshape(B, T, K * G, E)
