@@ -6,6 +6,9 @@ Pallas has no CPU lowering, so on CPU every kernel runs in interpret mode
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+
 import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
@@ -14,17 +17,65 @@ from jax.experimental import pallas as pl
 # unlike -inf, NEG - NEG is 0 rather than NaN for fully masked rows.
 NEG = -1e30
 
+# (platform, simulate) set by `target`; None: trace for this host.
+_TARGET = contextvars.ContextVar("emojax_kernels_target", default=None)
+
+
+@contextlib.contextmanager
+def target(plat: str, *, simulate: bool = False):
+  """Traces kernels for `plat` ('gpu' or 'tpu') whatever this host has.
+
+  Cross-lowering: `with target('gpu'): jax.jit(f).trace(...).lower(
+  lowering_platforms=('cuda',))` runs Pallas's Triton lowering (block
+  shapes, supported ops) on a CPU-only machine; for 'tpu', Mosaic's lowering
+  also needs a chip, given by `jax.sharding.use_abstract_mesh` with an
+  `AbstractDevice`. Running the result needs the device.
+
+  simulate=True runs the `plat` code path (its blocks, layouts and padding)
+  on this host instead: TPU kernels in Pallas's TPU interpreter (which
+  also poisons uninitialised memory and checks bounds), GPU kernels in the
+  generic interpreter. Slow; for tests.
+
+  jax.jit caches traces by function, not by target: jit a fresh function
+  inside the context.
+  """
+  if plat not in ("gpu", "tpu"):
+    raise ValueError(
+      f"kernels.backend.target: want 'gpu' or 'tpu', got {plat!r}."
+    )
+  token = _TARGET.set((plat, simulate))
+  try:
+    yield
+  finally:
+    _TARGET.reset(token)
+
 
 def platform(interpret: bool) -> str:
-  """'interpret', 'gpu' or 'tpu': the lowering a kernel call will use."""
+  """'interpret', 'gpu' or 'tpu': the code path a kernel call takes."""
   if interpret:
     return "interpret"
+  if _TARGET.get() is not None:
+    return _TARGET.get()[0]
   backend = jax.default_backend()
   if backend == "cpu":
     return "interpret"
   if backend in ("gpu", "cuda", "rocm"):
     return "gpu"
   return "tpu"
+
+
+def interpret(plat: str):
+  """pallas_call's `interpret` argument for the code path `plat`."""
+  if plat == "interpret":
+    return True
+  target = _TARGET.get()
+  if target is None or not target[1]:
+    return False
+  if plat == "tpu":
+    from jax.experimental.pallas import tpu as pltpu
+
+    return pltpu.InterpretParams()
+  return True
 
 
 def compiler_params(plat: str, num_warps: int, num_stages: int):
@@ -61,3 +112,32 @@ def pad_axis(x: jax.Array, axis: int, size: int, value=0) -> jax.Array:
 
 def next_pow2(n: int) -> int:
   return pl.next_power_of_2(n)
+
+
+def masked_scores(q, k, q_seg, kv_seg, q0, k0, causal, scale):
+  """Masked scaled scores [bq, bk] (fp32) and the mask.
+
+  q_seg is a [bq, 1] column and kv_seg a [1, bk] row (or both None).
+  """
+  s = dot(q, k, (1, 1)) * scale
+  mask = None
+  if causal:
+    rows = q0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 0)
+    cols = k0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 1)
+    mask = rows >= cols
+  if q_seg is not None:
+    seg = (q_seg == kv_seg) & (q_seg != 0)
+    mask = seg if mask is None else mask & seg
+  if mask is not None:
+    s = jnp.where(mask, s, NEG)
+  return s, mask
+
+
+def probs_and_dscores(s, mask, lse, do, v, delta):
+  """Flash backward for one block: probabilities recomputed from the saved
+  logsumexp (0 where masked) and the scores' gradient p * (dO v^T - delta).
+  """
+  p = jnp.exp(s - lse)
+  if mask is not None:
+    p = jnp.where(mask, p, 0.0)
+  return p, p * (dot(do, v, (1, 1)) - delta)

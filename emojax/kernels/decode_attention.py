@@ -137,7 +137,7 @@ def decode_attention(
       pl.BlockSpec((None, None, S, E), lambda b, n: (b, n, 0, 0)),
     ],
     out_specs=pl.BlockSpec((None, None, Gp, E), lambda b, n: (b, n, 0, 0)),
-    interpret=plat == "interpret",
+    interpret=backend.interpret(plat),
     compiler_params=backend.compiler_params(plat, warps, stages),
     name="emojax_decode_attention",
   )(

@@ -8,9 +8,15 @@ logsumexp: one kernel for dq (grid over query blocks) and one for dk/dv
 (grid over kv blocks, looping over the G query heads of its kv head, so no
 atomics and no per-query-head dk buffer).
 
-Layouts: on GPU and in interpret mode the kernels read [B, T, H, E]
-directly (blocks squeeze the head axis); on TPU, whose tiles need the last
-two block dims to be (rows, E), the wrapper transposes to [B, H, T, E].
+These kernels read [B, T, H, E] directly (blocks squeeze the head axis)
+and hold a head's K/V (or a group's Q) as one block, looping inside: right
+for Triton, whose blocks are views of HBM. TPU copies blocks into VMEM, so
+it runs `flash_attention_tpu`, which streams blocks through the grid
+instead; both share this file's custom VJP and layouts. Per-row statistics
+(logsumexp, delta) are [B, H, T, 1] columns, query segment ids [B, T, 1]
+and key segment ids [B, 1, S]: the mask is their broadcast compare and no
+kernel moves a vector between sublanes and lanes (Mosaic's block rule:
+the last two block dims divide by (8, 128) or span the array).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from emojax.kernels import backend
+from emojax.kernels import backend, flash_attention_tpu
 
 # (block_q, block_k, bwd block_q, bwd block_k, num_warps, num_stages).
 _BLOCKS = {
@@ -129,20 +135,20 @@ def flash_attention(
   lcm = math.lcm(blocks[0], blocks[1], blocks[2], blocks[3])
   T_pad, S_pad = backend.round_up(T, lcm), backend.round_up(S, lcm)
   use_seg = segment_ids is not None or T_pad != T or S_pad != S
-  q_seg_BT = kv_seg_BS = None
+  q_seg_BT1 = kv_seg_B1S = None
   if use_seg:
     if segment_ids is None:
       q_seg_BT = jnp.ones((B, T), jnp.int32)
       kv_seg_BS = jnp.ones((B, S), jnp.int32)
     else:
       q_seg_BT = kv_seg_BS = segment_ids.astype(jnp.int32)
-    q_seg_BT = backend.pad_axis(q_seg_BT, 1, T_pad)
-    kv_seg_BS = backend.pad_axis(kv_seg_BS, 1, S_pad)
+    q_seg_BT1 = backend.pad_axis(q_seg_BT, 1, T_pad)[:, :, None]
+    kv_seg_B1S = backend.pad_axis(kv_seg_BS, 1, S_pad)[:, None, :]
   q_BTHE_p = backend.pad_axis(q_BTHE, 1, T_pad)
   k_BSKE_p = backend.pad_axis(k_BSKE, 1, S_pad)
   v_BSKE_p = backend.pad_axis(v_BSKE, 1, S_pad)
   static = _Static(causal, plat, blocks)
-  o_BTHE = _flash(static, q_BTHE_p, k_BSKE_p, v_BSKE_p, q_seg_BT, kv_seg_BS)
+  o_BTHE = _flash(static, q_BTHE_p, k_BSKE_p, v_BSKE_p, q_seg_BT1, kv_seg_B1S)
   return o_BTHE[:, :T]
 
 
@@ -158,34 +164,42 @@ class _Static(tuple):
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
-def _flash(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS):
-  return _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS)[0]
+def _flash(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
+  return _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S)[0]
 
 
-def _flash_fwd(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS):
-  o_BTHE, lse_BHT = _forward(
-    static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS
+def _flash_fwd(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
+  o_BTHE, lse_BHT1 = _forward(
+    static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S
   )
-  return o_BTHE, (q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS, o_BTHE, lse_BHT)
+  return o_BTHE, (
+    q_BTHE,
+    k_BSKE,
+    v_BSKE,
+    q_seg_BT1,
+    kv_seg_B1S,
+    o_BTHE,
+    lse_BHT1,
+  )
 
 
 def _flash_bwd(static, res, do_BTHE):
-  q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS, o_BTHE, lse_BHT = res
-  delta_BHT = jnp.einsum(
+  q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S, o_BTHE, lse_BHT1 = res
+  delta_BHT1 = jnp.einsum(
     "bthe,bthe->bht",
     o_BTHE.astype(jnp.float32),
     do_BTHE.astype(jnp.float32),
-  )
+  )[..., None]
   dq, dk, dv = _backward(
     static,
     q_BTHE,
     k_BSKE,
     v_BSKE,
-    q_seg_BT,
-    kv_seg_BS,
+    q_seg_BT1,
+    kv_seg_B1S,
     do_BTHE.astype(q_BTHE.dtype),
-    lse_BHT,
-    delta_BHT,
+    lse_BHT1,
+    delta_BHT1,
   )
   return dq, dk, dv, None, None
 
@@ -193,93 +207,78 @@ def _flash_bwd(static, res, do_BTHE):
 _flash.defvjp(_flash_fwd, _flash_bwd)
 
 
-def _to_kernel_layout(plat, x_BTNE):
-  """[B, T, N, E] -> the layout the kernels read on `plat`."""
-  return x_BTNE.transpose(0, 2, 1, 3) if plat == "tpu" else x_BTNE
-
-
-def _from_kernel_layout(plat, x):
-  return x.transpose(0, 2, 1, 3) if plat == "tpu" else x
-
-
 def _brn(idx):
   b, r, n = idx
   return b, r, n, 0
 
 
-def _bnr(idx):
-  b, r, n = idx
-  return b, n, r, 0
-
-
-def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT, kv_seg_BS):
+def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
   causal, plat, blocks = static
+  if plat == "tpu":
+    return flash_attention_tpu.forward(
+      static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S
+    )
   bq, bk, _, _, warps, stages = blocks
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   G = H // K
-  use_seg = q_seg_BT is not None
+  use_seg = q_seg_BT1 is not None
   in_specs = [
-    _full_e(plat, bq, E, lambda b, h, i: (b, i, h)),
-    _full_e(plat, S, E, lambda b, h, i: (b, 0, h // G)),
-    _full_e(plat, S, E, lambda b, h, i: (b, 0, h // G)),
+    _full_e(bq, E, lambda b, h, i: (b, i, h)),
+    _full_e(S, E, lambda b, h, i: (b, 0, h // G)),
+    _full_e(S, E, lambda b, h, i: (b, 0, h // G)),
   ]
   args = [
-    _to_kernel_layout(plat, q_BTHE),
-    _to_kernel_layout(plat, k_BSKE),
-    _to_kernel_layout(plat, v_BSKE),
+    (q_BTHE),
+    (k_BSKE),
+    (v_BSKE),
   ]
   if use_seg:
-    in_specs += [
-      pl.BlockSpec((None, bq), lambda b, h, i: (b, i)),
-      pl.BlockSpec((None, S), lambda b, h, i: (b, 0)),
-    ]
-    args += [q_seg_BT, kv_seg_BS]
+    in_specs += _seg_specs(bq, S, lambda b, h, i: (b, i, 0))
+    args += [q_seg_BT1, kv_seg_B1S]
   out_shape = [
     jax.ShapeDtypeStruct(args[0].shape, q_BTHE.dtype),
-    jax.ShapeDtypeStruct((B, H, T), jnp.float32),
+    jax.ShapeDtypeStruct((B, H, T, 1), jnp.float32),
   ]
   out_specs = [
-    _full_e(plat, bq, E, lambda b, h, i: (b, i, h)),
-    pl.BlockSpec((None, None, bq), lambda b, h, i: (b, h, i)),
+    _full_e(bq, E, lambda b, h, i: (b, i, h)),
+    _row_spec(bq),
   ]
   kernel = functools.partial(
     _fwd_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
   )
-  o, lse_BHT = pl.pallas_call(
+  o, lse_BHT1 = pl.pallas_call(
     kernel,
     out_shape=out_shape,
     grid=(B, H, T // bq),
     in_specs=in_specs,
     out_specs=out_specs,
-    interpret=plat == "interpret",
+    interpret=backend.interpret(plat),
     compiler_params=backend.compiler_params(plat, warps, stages),
     name="emojax_flash_fwd",
   )(*args)
-  return _from_kernel_layout(plat, o), lse_BHT
+  return (o), lse_BHT1
 
 
-def _full_e(plat, rows, E, index):
-  """Block of `rows` x E of one head, in the kernel layout of `plat`."""
-  if plat == "tpu":
-    return pl.BlockSpec((None, None, rows, E), lambda *g: _bnr(index(*g)))
+def _full_e(rows, E, index):
+  """Block of `rows` x E of one head of a [B, T, N, E] array."""
   return pl.BlockSpec((None, rows, None, E), lambda *g: _brn(index(*g)))
 
 
-def _scores(q, k, q_seg, kv_seg, q0, k0, causal, scale):
-  """Masked scaled scores [bq, bk] (fp32) and the mask."""
-  s = backend.dot(q, k, (1, 1)) * scale
-  mask = None
-  if causal:
-    rows = q0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 0)
-    cols = k0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 1)
-    mask = rows >= cols
-  if q_seg is not None:
-    seg = (q_seg[:, None] == kv_seg[None, :]) & (q_seg[:, None] != 0)
-    mask = seg if mask is None else mask & seg
-  if mask is not None:
-    s = jnp.where(mask, s, backend.NEG)
-  return s, mask
+def _row_spec(bq):
+  """Block of a [B, H, T, 1] per-row statistic for query block i."""
+  return pl.BlockSpec((None, None, bq, 1), lambda b, h, i: (b, h, i, 0))
+
+
+def _seg_specs(bq, bk, index):
+  """Blocks of q segments [B, T, 1] (rows `index`) and kv segments [B, 1, S].
+
+  `index(*grid)` gives (b, q block, kv block).
+  """
+  return [
+    pl.BlockSpec((None, bq, 1), lambda *g: (index(*g)[0], index(*g)[1], 0)),
+    pl.BlockSpec((None, 1, bk), lambda *g: (index(*g)[0], 0, index(*g)[2])),
+  ]
 
 
 def _kv_blocks_upto(i, bq, bk, nk, causal):
@@ -299,39 +298,46 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
   q = q_ref[...]
   q_seg = qs_ref[...] if use_seg else None
 
+  # Row statistics stay [bq, 1] columns (keepdims), the layout a row
+  # reduction produces on every backend.
   def body(j, carry):
     acc, m, den = carry
     ks = pl.ds(pl.multiple_of(j * bk, bk), bk)
-    kv_seg = ks_ref[ks] if use_seg else None
-    s, mask = _scores(
+    kv_seg = ks_ref[:, ks] if use_seg else None
+    s, mask = backend.masked_scores(
       q, k_ref[ks, :], q_seg, kv_seg, i * bq, j * bk, causal, scale
     )
-    m_new = jnp.maximum(m, jnp.max(s, axis=1))
-    p = jnp.exp(s - m_new[:, None])
+    m_new = jnp.maximum(m, jnp.max(s, axis=1, keepdims=True))
+    p = jnp.exp(s - m_new)
     if mask is not None:
       p = jnp.where(mask, p, 0.0)
     alpha = jnp.exp(m - m_new)
-    den = alpha * den + jnp.sum(p, axis=1)
+    den = alpha * den + jnp.sum(p, axis=1, keepdims=True)
     v = v_ref[ks, :]
-    acc = acc * alpha[:, None] + backend.dot(p.astype(v.dtype), v, (1, 0))
+    acc = acc * alpha + backend.dot(p.astype(v.dtype), v, (1, 0))
     return acc, m_new, den
 
   init = (
     jnp.zeros((bq, E), jnp.float32),
-    jnp.full((bq,), backend.NEG, jnp.float32),
-    jnp.zeros((bq,), jnp.float32),
+    jnp.full((bq, 1), backend.NEG, jnp.float32),
+    jnp.zeros((bq, 1), jnp.float32),
   )
   nk = _kv_blocks_upto(i, bq, bk, S // bk, causal)
   acc, m, den = jax.lax.fori_loop(0, nk, body, init)
   empty = den == 0.0
   l_safe = jnp.where(empty, 1.0, den)
-  o_ref[...] = (acc / l_safe[:, None]).astype(o_ref.dtype)
+  o_ref[...] = (acc / l_safe).astype(o_ref.dtype)
   lse_ref[...] = jnp.where(empty, 0.0, m + jnp.log(l_safe))
 
 
-def _backward(static, q, k, v, q_seg, kv_seg, do, lse_BHT, delta_BHT):
-  dq = _backward_dq(static, q, k, v, q_seg, kv_seg, do, lse_BHT, delta_BHT)
-  dk, dv = _backward_dkv(static, q, k, v, q_seg, kv_seg, do, lse_BHT, delta_BHT)
+def _backward(static, *args):
+  """(dq, dk, dv); args: q, k, v, q_seg, kv_seg, do, lse, delta."""
+  if static.plat == "tpu":
+    dq = flash_attention_tpu.backward_dq(static, *args)
+    dk, dv = flash_attention_tpu.backward_dkv(static, *args)
+  else:
+    dq = _backward_dq(static, *args)
+    dk, dv = _backward_dkv(static, *args)
   return dq, dk, dv
 
 
@@ -342,23 +348,19 @@ def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   G = H // K
   use_seg = q_seg is not None
-  q_spec = _full_e(plat, bq, E, lambda b, h, i: (b, i, h))
-  kv_spec = _full_e(plat, S, E, lambda b, h, i: (b, 0, h // G))
-  row_spec = pl.BlockSpec((None, None, bq), lambda b, h, i: (b, h, i))
-  in_specs = [q_spec, kv_spec, kv_spec, q_spec, row_spec, row_spec]
+  q_spec = _full_e(bq, E, lambda b, h, i: (b, i, h))
+  kv_spec = _full_e(S, E, lambda b, h, i: (b, 0, h // G))
+  in_specs = [q_spec, kv_spec, kv_spec, q_spec, _row_spec(bq), _row_spec(bq)]
   args = [
-    _to_kernel_layout(plat, q_BTHE),
-    _to_kernel_layout(plat, k_BSKE),
-    _to_kernel_layout(plat, v_BSKE),
-    _to_kernel_layout(plat, do),
+    (q_BTHE),
+    (k_BSKE),
+    (v_BSKE),
+    (do),
     lse,
     delta,
   ]
   if use_seg:
-    in_specs += [
-      pl.BlockSpec((None, bq), lambda b, h, i: (b, i)),
-      pl.BlockSpec((None, S), lambda b, h, i: (b, 0)),
-    ]
+    in_specs += _seg_specs(bq, S, lambda b, h, i: (b, i, 0))
     args += [q_seg, kv_seg]
   kernel = functools.partial(
     _dq_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
@@ -369,11 +371,11 @@ def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     grid=(B, H, T // bq),
     in_specs=in_specs,
     out_specs=q_spec,
-    interpret=plat == "interpret",
+    interpret=backend.interpret(plat),
     compiler_params=backend.compiler_params(plat, warps, stages),
     name="emojax_flash_dq",
   )(*args)
-  return _from_kernel_layout(plat, dq)
+  return dq
 
 
 def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
@@ -389,14 +391,12 @@ def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
 
   def body(j, dq):
     ks = pl.ds(pl.multiple_of(j * bk, bk), bk)
-    kv_seg = ks_ref[ks] if use_seg else None
+    kv_seg = ks_ref[:, ks] if use_seg else None
     k, v = k_ref[ks, :], v_ref[ks, :]
-    s, mask = _scores(q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale)
-    p = jnp.exp(s - lse[:, None])
-    if mask is not None:
-      p = jnp.where(mask, p, 0.0)
-    dp = backend.dot(do, v, (1, 1))
-    ds = p * (dp - delta[:, None])
+    s, mask = backend.masked_scores(
+      q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale
+    )
+    _, ds = backend.probs_and_dscores(s, mask, lse, do, v, delta)
     return dq + backend.dot(ds.astype(k.dtype), k, (1, 0))
 
   nk = _kv_blocks_upto(i, bq, bk, S // bk, causal)
@@ -415,40 +415,31 @@ def _backward_dkv(
   use_seg = q_seg is not None
   # The G query heads of kv head n are heads n*G .. n*G+G-1: view H as
   # (K, G) (free for both layouts) and take the whole group in one block.
-  if plat == "tpu":
-    qg = q_BTHE.transpose(0, 2, 1, 3).reshape(B, K, G, T, E)
-    dog = do.transpose(0, 2, 1, 3).reshape(B, K, G, T, E)
-    group_spec = pl.BlockSpec(
-      (None, None, G, T, E), lambda b, n, j: (b, n, 0, 0, 0)
-    )
-  else:
-    qg = q_BTHE.reshape(B, T, K, G, E)
-    dog = do.reshape(B, T, K, G, E)
-    group_spec = pl.BlockSpec(
-      (None, T, None, G, E), lambda b, n, j: (b, 0, n, 0, 0)
-    )
-  rows_spec = pl.BlockSpec((None, None, G, T), lambda b, n, j: (b, n, 0, 0))
-  kv_spec = _full_e(plat, bk, E, lambda b, n, j: (b, j, n))
+  qg = q_BTHE.reshape(B, T, K, G, E)
+  dog = do.reshape(B, T, K, G, E)
+  group_spec = pl.BlockSpec(
+    (None, T, None, G, E), lambda b, n, j: (b, 0, n, 0, 0)
+  )
+  rows_spec = pl.BlockSpec(
+    (None, None, G, T, 1), lambda b, n, j: (b, n, 0, 0, 0)
+  )
+  kv_spec = _full_e(bk, E, lambda b, n, j: (b, j, n))
   in_specs = [group_spec, kv_spec, kv_spec, group_spec, rows_spec, rows_spec]
   args = [
     qg,
-    _to_kernel_layout(plat, k_BSKE),
-    _to_kernel_layout(plat, v_BSKE),
+    (k_BSKE),
+    (v_BSKE),
     dog,
-    lse.reshape(B, K, G, T),
-    delta.reshape(B, K, G, T),
+    lse.reshape(B, K, G, T, 1),
+    delta.reshape(B, K, G, T, 1),
   ]
   if use_seg:
-    in_specs += [
-      pl.BlockSpec((None, T), lambda b, n, j: (b, 0)),
-      pl.BlockSpec((None, bk), lambda b, n, j: (b, j)),
-    ]
+    in_specs += _seg_specs(T, bk, lambda b, n, j: (b, 0, j))
     args += [q_seg, kv_seg]
   kernel = functools.partial(
     _dkv_kernel,
     causal=causal,
     use_seg=use_seg,
-    heads_first=plat == "tpu",
     G=G,
     bq=bq,
     bk=bk,
@@ -464,14 +455,14 @@ def _backward_dkv(
     grid=(B, K, S // bk),
     in_specs=in_specs,
     out_specs=[kv_spec, kv_spec],
-    interpret=plat == "interpret",
+    interpret=backend.interpret(plat),
     compiler_params=backend.compiler_params(plat, warps, stages),
     name="emojax_flash_dkv",
   )(*args)
-  return _from_kernel_layout(plat, dk), _from_kernel_layout(plat, dv)
+  return (dk), (dv)
 
 
-def _dkv_kernel(*refs, causal, use_seg, heads_first, G, bq, bk, scale):
+def _dkv_kernel(*refs, causal, use_seg, G, bq, bk, scale):
   if use_seg:
     q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref, qs_ref, ks_ref = refs[:8]
   else:
@@ -484,22 +475,20 @@ def _dkv_kernel(*refs, causal, use_seg, heads_first, G, bq, bk, scale):
   kv_seg = ks_ref[...] if use_seg else None
 
   def rows(ref, g, qs):
-    return ref[g, qs, :] if heads_first else ref[qs, g, :]
+    return ref[qs, g, :]
 
   def body(step, carry):
     dk, dv = carry
     g, i = step // nq, first + step % nq
     qs = pl.ds(pl.multiple_of(i * bq, bq), bq)
     q, do = rows(q_ref, g, qs), rows(do_ref, g, qs)
-    lse, delta = lse_ref[g, qs], d_ref[g, qs]
-    q_seg = qs_ref[qs] if use_seg else None
-    s, mask = _scores(q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale)
-    p = jnp.exp(s - lse[:, None])
-    if mask is not None:
-      p = jnp.where(mask, p, 0.0)
+    lse, delta = lse_ref[g, qs, :], d_ref[g, qs, :]
+    q_seg = qs_ref[qs, :] if use_seg else None
+    s, mask = backend.masked_scores(
+      q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale
+    )
+    p, ds = backend.probs_and_dscores(s, mask, lse, do, v, delta)
     dv = dv + backend.dot(p.astype(do.dtype), do, (0, 0))
-    dp = backend.dot(do, v, (1, 1))
-    ds = p * (dp - delta[:, None])
     dk = dk + backend.dot(ds.astype(q.dtype), q, (0, 0))
     return dk, dv
 

@@ -145,7 +145,7 @@ def _pallas_forward(static, h_ND, w_DV, t_N):
       pl.BlockSpec((bt,), lambda i: (i,)),
     ],
     out_specs=[vec_spec, vec_spec, vec_spec],
-    interpret=plat == "interpret",
+    interpret=backend.interpret(plat),
     compiler_params=backend.compiler_params(plat, warps, stages),
     name="emojax_fused_logprobs",
   )(h_ND, w_DV, t_N)

@@ -104,7 +104,7 @@ def group_advantages(
       pl.BlockSpec((1, R), lambda: (0, 0)),
     ],
     out_specs=pl.BlockSpec((Pp, Gp), lambda: (0, 0)),
-    interpret=plat == "interpret",
+    interpret=backend.interpret(plat),
     compiler_params=backend.compiler_params(plat, 4, 1),
     name="emojax_group_advantages",
   )(r_RPG, w_1R)
