@@ -139,6 +139,9 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
   Vocab tiles outside, token chunks inside: each dw tile is summed over all
   tokens in fp32 and written once in w's dtype, so no fp32 [D, V] buffer
   exists; dh [N, D] is the fp32 accumulator (N*D is small next to D*V).
+  The slid last tile goes first, its overlap masked to zeros, which the
+  tile before it then overwrites: each write is a plain in-place update
+  (reading the old columns back made XLA copy the whole [D, V] buffer).
   """
   temperature, bt, bv = static
   N, D = h_ND.shape
@@ -156,8 +159,9 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
     )
   )
 
-  def vocab_tile(carry, j):
+  def vocab_tile(carry, step):
     dh_nbD, dw_DV = carry
+    j = (step + nv - 1) % nv  # nv - 1, 0, 1, ..., nv - 2
 
     def token_chunk(dw_Dv, args):
       h_bD, t_b, lse_b, ent_b, gl_b, ge_b, dh_bD = args
@@ -180,12 +184,10 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
     dw_Dv, dh_nbD = jax.lax.scan(
       token_chunk, jnp.zeros((D, bv), jnp.float32), (*chunks, dh_nbD)
     )
-    # The slid last tile: keep the columns earlier tiles already wrote.
     s0 = jnp.minimum(j * bv, V - bv)
-    new_1v = (s0 + jnp.arange(bv))[None] >= j * bv
-    old_Dv = jax.lax.dynamic_slice_in_dim(dw_DV, s0, bv, axis=1)
-    tile_Dv = jnp.where(new_1v, dw_Dv.astype(dw_DV.dtype), old_Dv)
-    dw_DV = jax.lax.dynamic_update_slice_in_dim(dw_DV, tile_Dv, s0, axis=1)
+    dw_DV = jax.lax.dynamic_update_slice_in_dim(
+      dw_DV, dw_Dv.astype(dw_DV.dtype), s0, axis=1
+    )
     return (dh_nbD, dw_DV), None
 
   init = (jnp.zeros((N // bt, bt, D), jnp.float32), jnp.zeros_like(w_DV))
