@@ -37,6 +37,7 @@ EXTRAS_REQUIRE = {
   "test": [
     "pytest>=8",
     "pytest-xdist>=3.6",
+    "pytest-timeout>=2.3",  # a deadlocked kernel simulation fails, not hangs
     "torch==2.13.0",
     "transformers>=4.57",
     "scikit-learn>=1.5",

@@ -13,6 +13,12 @@ if os.environ["JAX_PLATFORMS"] == "cpu":
   # collective's last thread can arrive after XLA's default 40 s, which
   # aborts the process ("Termination timeout ... exceeded").
   _FLAGS += " --xla_cpu_collective_call_terminate_timeout_seconds=600"
+  # XLA:CPU's concurrency-optimised scheduler lets independent collectives
+  # run in different orders on the fake devices: in the EmoCaliber GRPO
+  # smoke step, devices 0-3 waited in one all-gather, pairs in another and
+  # one in an all-to-all, forever (3 of 3 runs; XLA's "may be stuck" log).
+  # The default scheduler keeps them in one order (3 of 3 runs passed).
+  _FLAGS += " --xla_cpu_enable_concurrency_optimized_scheduler=false"
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + _FLAGS
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 

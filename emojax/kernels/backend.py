@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import os
 
 import jax
 import jax.numpy as jnp
@@ -17,24 +18,30 @@ from jax.experimental import pallas as pl
 # unlike -inf, NEG - NEG is 0 rather than NaN for fully masked rows.
 NEG = -1e30
 
-# (platform, simulate) set by `target`; None: trace for this host.
+# (platform, simulate, hopper) set by `target`; None: trace for this host.
 _TARGET = contextvars.ContextVar("emojax_kernels_target", default=None)
+
+# Which GPU flash-attention kernels run on a Hopper GPU: 'auto' (Mosaic GPU
+# on compute capability 9.x, Triton elsewhere), 'mosaic' or 'triton'.
+GPU_KERNELS_ENV = "EMOJAX_PALLAS_GPU"
 
 
 @contextlib.contextmanager
-def target(plat: str, *, simulate: bool = False):
+def target(plat: str, *, simulate: bool = False, hopper: bool = False):
   """Traces kernels for `plat` ('gpu' or 'tpu') whatever this host has.
 
   Cross-lowering: `with target('gpu'): jax.jit(f).trace(...).lower(
   lowering_platforms=('cuda',))` runs Pallas's Triton lowering (block
   shapes, supported ops) on a CPU-only machine; for 'tpu', Mosaic's lowering
   also needs a chip, given by `jax.sharding.use_abstract_mesh` with an
-  `AbstractDevice`. Running the result needs the device.
+  `AbstractDevice`. Running the result needs the device. hopper=True
+  picks the Hopper (Mosaic GPU) kernels where a kernel has them.
 
   simulate=True runs the `plat` code path (its blocks, layouts and padding)
   on this host instead: TPU kernels in Pallas's TPU interpreter (which
-  also poisons uninitialised memory and checks bounds), GPU kernels in the
-  generic interpreter. Slow; for tests.
+  also poisons uninitialised memory and checks bounds), Hopper kernels in
+  the Mosaic GPU interpreter (threads, barriers, TMA), Triton kernels in
+  the generic interpreter. Slow; for tests.
 
   jax.jit caches traces by function, not by target: jit a fresh function
   inside the context.
@@ -43,7 +50,7 @@ def target(plat: str, *, simulate: bool = False):
     raise ValueError(
       f"kernels.backend.target: want 'gpu' or 'tpu', got {plat!r}."
     )
-  token = _TARGET.set((plat, simulate))
+  token = _TARGET.set((plat, simulate, hopper))
   try:
     yield
   finally:
@@ -64,12 +71,37 @@ def platform(interpret: bool) -> str:
   return "tpu"
 
 
+def simulating() -> bool:
+  """Whether `target(..., simulate=True)` is in force."""
+  target = _TARGET.get()
+  return target is not None and target[1]
+
+
+def hopper() -> bool:
+  """Whether GPU kernels with a Hopper (Mosaic GPU) version use it.
+
+  Under `target`, its `hopper` flag; on a GPU, $EMOJAX_PALLAS_GPU
+  ('mosaic', 'triton', or 'auto' = compute capability 9.x).
+  """
+  target = _TARGET.get()
+  if target is not None:
+    return target[2]
+  choice = os.environ.get(GPU_KERNELS_ENV, "auto")
+  if choice not in ("auto", "mosaic", "triton"):
+    raise ValueError(
+      f"${GPU_KERNELS_ENV}={choice!r}: want 'auto', 'mosaic' or 'triton'."
+    )
+  if choice != "auto":
+    return choice == "mosaic"
+  capability = getattr(jax.devices()[0], "compute_capability", "")
+  return str(capability).split(".")[0] == "9"
+
+
 def interpret(plat: str):
   """pallas_call's `interpret` argument for the code path `plat`."""
   if plat == "interpret":
     return True
-  target = _TARGET.get()
-  if target is None or not target[1]:
+  if not simulating():
     return False
   if plat == "tpu":
     from jax.experimental.pallas import tpu as pltpu

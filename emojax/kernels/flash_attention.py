@@ -2,8 +2,9 @@
 
 Causal and segment (packing/padding) masks, grouped-query attention that
 indexes the kv head as `h // G` instead of repeating K/V, fp32 and bf16,
-any sequence length (inputs are padded to block multiples and the padding
-is masked as segment 0). The backward recomputes scores from the saved
+any sequence length (inputs are padded to block multiples; padding keys
+are masked, except under a causal mask, which already hides them). The
+backward recomputes scores from the saved
 logsumexp: one kernel for dq (grid over query blocks) and one for dk/dv
 (grid over kv blocks, looping over the G query heads of its kv head, so no
 atomics and no per-query-head dk buffer).
@@ -12,7 +13,9 @@ These kernels read [B, T, H, E] directly (blocks squeeze the head axis)
 and hold a head's K/V (or a group's Q) as one block, looping inside: right
 for Triton, whose blocks are views of HBM. TPU copies blocks into VMEM, so
 it runs `flash_attention_tpu`, which streams blocks through the grid
-instead; both share this file's custom VJP and layouts. Per-row statistics
+instead; on Hopper GPUs (H100/H200, fp16/bf16) it runs the wgmma/TMA
+kernels of `flash_attention_mgpu` ($EMOJAX_PALLAS_GPU=triton keeps these).
+All share this file's custom VJP and layouts. Per-row statistics
 (logsumexp, delta) are [B, H, T, 1] columns, query segment ids [B, T, 1]
 and key segment ids [B, 1, S]: the mask is their broadcast compare and no
 kernel moves a vector between sublanes and lanes (Mosaic's block rule:
@@ -28,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from emojax.kernels import backend, flash_attention_tpu
+from emojax.kernels import backend, flash_attention_mgpu, flash_attention_tpu
 
 # (block_q, block_k, bwd block_q, bwd block_k, num_warps, num_stages).
 _BLOCKS = {
@@ -130,20 +133,32 @@ def flash_attention(
   B, T, H, E = q_BTHE.shape
   S = k_BSKE.shape[1]
   plat = backend.platform(interpret)
-  table = _BLOCKS[plat]
-  blocks = table[64] if E <= 64 else table[128]
-  lcm = math.lcm(blocks[0], blocks[1], blocks[2], blocks[3])
-  T_pad, S_pad = backend.round_up(T, lcm), backend.round_up(S, lcm)
-  use_seg = segment_ids is not None or T_pad != T or S_pad != S
+  if (
+    plat == "gpu"
+    and flash_attention_mgpu.supports(q_BTHE.dtype, E)
+    and backend.hopper()
+  ):
+    plat, blocks = "mgpu", flash_attention_mgpu.DEFAULT_BLOCKS
+    multiple = blocks.multiple
+  else:
+    table = _BLOCKS[plat]
+    blocks = table[64] if E <= 64 else table[128]
+    multiple = math.lcm(*blocks[:4])
+  T_pad, S_pad = backend.round_up(T, multiple), backend.round_up(S, multiple)
+  # Causal padding needs no mask: padded keys come after every real query,
+  # and padded queries are dropped (their zero cotangents add nothing).
+  padded = T_pad != T or S_pad != S
+  use_seg = segment_ids is not None or (padded and not causal)
   q_seg_BT1 = kv_seg_B1S = None
   if use_seg:
     if segment_ids is None:
-      q_seg_BT = jnp.ones((B, T), jnp.int32)
-      kv_seg_BS = jnp.ones((B, S), jnp.int32)
-    else:
-      q_seg_BT = kv_seg_BS = segment_ids.astype(jnp.int32)
+      segment_ids = jnp.ones((B, T), jnp.int32)
+    q_seg_BT = segment_ids.astype(jnp.int32)
+    # Padding keys (0) become -1, which no query's id equals: one compare
+    # masks both segments and padding.
+    kv_seg_BS = jnp.where(q_seg_BT == 0, -1, q_seg_BT)
     q_seg_BT1 = backend.pad_axis(q_seg_BT, 1, T_pad)[:, :, None]
-    kv_seg_B1S = backend.pad_axis(kv_seg_BS, 1, S_pad)[:, None, :]
+    kv_seg_B1S = backend.pad_axis(kv_seg_BS, 1, S_pad, -1)[:, None, :]
   q_BTHE_p = backend.pad_axis(q_BTHE, 1, T_pad)
   k_BSKE_p = backend.pad_axis(k_BSKE, 1, S_pad)
   v_BSKE_p = backend.pad_axis(v_BSKE, 1, S_pad)
@@ -218,6 +233,17 @@ def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
     return flash_attention_tpu.forward(
       static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S
     )
+  if plat == "mgpu":
+    o_BTHE, lse_BHT = flash_attention_mgpu.forward(
+      q_BTHE,
+      k_BSKE,
+      v_BSKE,
+      *_flat_segments(q_seg_BT1, kv_seg_B1S),
+      causal=causal,
+      sim=backend.simulating(),
+      blocks=blocks,
+    )
+    return o_BTHE, lse_BHT[..., None]
   bq, bk, _, _, warps, stages = blocks
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
@@ -330,11 +356,27 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
   lse_ref[...] = jnp.where(empty, 0.0, m + jnp.log(l_safe))
 
 
+def _flat_segments(q_seg_BT1, kv_seg_B1S):
+  """The [B, T] and [B, S] segment ids the Hopper kernels read (or None)."""
+  if q_seg_BT1 is None:
+    return None, None
+  return q_seg_BT1[..., 0], kv_seg_B1S[:, 0]
+
+
 def _backward(static, *args):
   """(dq, dk, dv); args: q, k, v, q_seg, kv_seg, do, lse, delta."""
   if static.plat == "tpu":
     dq = flash_attention_tpu.backward_dq(static, *args)
     dk, dv = flash_attention_tpu.backward_dkv(static, *args)
+  elif static.plat == "mgpu":
+    q, k, v, q_seg, kv_seg, do, lse, delta = args
+    mgpu_args = (q, k, v, do, lse[..., 0], delta[..., 0])
+    mgpu_args += _flat_segments(q_seg, kv_seg)
+    kw = dict(
+      causal=static.causal, sim=backend.simulating(), blocks=static.blocks
+    )
+    dq = flash_attention_mgpu.backward_dq(*mgpu_args, **kw)
+    dk, dv = flash_attention_mgpu.backward_dkv(*mgpu_args, **kw)
   else:
     dq = _backward_dq(static, *args)
     dk, dv = _backward_dkv(static, *args)
