@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from emojax.kernels import backend, flash_attention_mgpu, flash_attention_tpu
+from emojax.kernels import backend, flash_attention_tpu
 
 # (block_q, block_k, bwd block_q, bwd block_k, num_warps, num_stages).
 _BLOCKS = {
@@ -76,6 +76,14 @@ def flash_attention_ref(
     preferred_element_type=jnp.float32,
   )
   return o_BTKGE.reshape(B, T, H, E).astype(q_BTHE.dtype)
+
+
+def _mgpu():
+  """The Hopper kernels' module, imported on first use: Mosaic GPU's
+  import takes 0.4 s that CPU and TPU hosts need not spend."""
+  from emojax.kernels import flash_attention_mgpu
+
+  return flash_attention_mgpu
 
 
 def _mask(B, T, S, causal, segment_ids):
@@ -133,12 +141,8 @@ def flash_attention(
   B, T, H, E = q_BTHE.shape
   S = k_BSKE.shape[1]
   plat = backend.platform(interpret)
-  if (
-    plat == "gpu"
-    and flash_attention_mgpu.supports(q_BTHE.dtype, E)
-    and backend.hopper()
-  ):
-    plat, blocks = "mgpu", flash_attention_mgpu.DEFAULT_BLOCKS
+  if plat == "gpu" and _mgpu().supports(q_BTHE.dtype, E) and backend.hopper():
+    plat, blocks = "mgpu", _mgpu().DEFAULT_BLOCKS
     multiple = blocks.multiple
   else:
     table = _BLOCKS[plat]
@@ -234,7 +238,7 @@ def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
       static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S
     )
   if plat == "mgpu":
-    o_BTHE, lse_BHT = flash_attention_mgpu.forward(
+    o_BTHE, lse_BHT = _mgpu().forward(
       q_BTHE,
       k_BSKE,
       v_BSKE,
@@ -375,8 +379,8 @@ def _backward(static, *args):
     kw = dict(
       causal=static.causal, sim=backend.simulating(), blocks=static.blocks
     )
-    dq = flash_attention_mgpu.backward_dq(*mgpu_args, **kw)
-    dk, dv = flash_attention_mgpu.backward_dkv(*mgpu_args, **kw)
+    dq = _mgpu().backward_dq(*mgpu_args, **kw)
+    dk, dv = _mgpu().backward_dkv(*mgpu_args, **kw)
   else:
     dq = _backward_dq(static, *args)
     dk, dv = _backward_dkv(static, *args)

@@ -5,7 +5,8 @@ r"""emojax's kernels beside their references, in the same run.
 Fused logprobs: peak memory from XLA's compiled memory analysis (any
 backend, compile only, at the issue's shape V=152064, D=3584, 8192 tokens)
 and time of value+grad (at that shape on GPU, scaled down on CPU). On GPU
-also attention (emojax Pallas vs cuDNN vs XLA, TFLOP/s) and decode attention
+also attention (emojax's Triton and Hopper kernels vs cuDNN vs XLA, TFLOP/s
+and error against cuDNN) and decode attention
 (achieved bandwidth vs a measured copy). Interpret-mode Pallas is not timed:
 its speed means nothing.
 """
@@ -13,6 +14,7 @@ its speed means nothing.
 from __future__ import annotations
 
 import functools
+import os
 import statistics
 import time
 
@@ -21,6 +23,7 @@ import jax.numpy as jnp
 
 from benchmarks import _common
 from emojax import kernels
+from emojax.kernels import backend
 
 
 def _time(fn, *args, reps=10) -> float:
@@ -108,6 +111,55 @@ def logprobs(on_gpu: bool, quick: bool) -> None:
     print(f"  {name:20s} {sec * 1e3:9.1f} ms  x{sec / base:.2f}")
 
 
+def _attention_impls():
+  """name -> (fn(q, k, v), kernel-family flag for backend.target or None).
+
+  The emojax kernels are traced under `backend.target` so each family
+  runs whatever this GPU is; the untried Hopper kernels go last, so a
+  failure there costs none of the other figures.
+  """
+  flash = functools.partial(kernels.flash_attention, causal=True)
+  dpa = functools.partial(jax.nn.dot_product_attention, is_causal=True)
+  impls = {
+    "cudnn": (functools.partial(dpa, implementation="cudnn"), None),
+    "xla": (functools.partial(dpa, implementation="xla"), None),
+    "emojax triton": (flash, False),
+    "emojax mosaic": (flash, True),
+  }
+  if os.environ.get(backend.GPU_KERNELS_ENV) == "triton":
+    print(f"  (${backend.GPU_KERNELS_ENV}=triton: Hopper kernels not run)")
+    del impls["emojax mosaic"]
+  return impls
+
+
+def _jitted(fn, hopper):
+  """jit(fn) and jit(grad of sum(fn)), traced for the kernel family."""
+  loss = lambda q, k, v: jnp.sum(fn(q, k, v).astype(jnp.float32))
+  fwd = jax.jit(lambda q, k, v: fn(q, k, v))
+  fwd_bwd = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+  if hopper is None:
+    return fwd, fwd_bwd
+
+  def traced(f):
+    def run(*args):
+      with backend.target("gpu", hopper=hopper):
+        return f(*args)
+
+    return run
+
+  return traced(fwd), traced(fwd_bwd)
+
+
+def _max_rel_err(got, want) -> float:
+  """Largest |got - want| over the largest |want|, across a tree (fp32)."""
+  errs = [
+    float(jnp.max(jnp.abs(g.astype(jnp.float32) - w.astype(jnp.float32))))
+    / max(float(jnp.max(jnp.abs(w.astype(jnp.float32)))), 1e-30)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True)
+  ]
+  return max(errs)
+
+
 def attention(quick: bool) -> None:
   B, T, H, E = (4, 4096, 32, 128) if not quick else (2, 1024, 8, 128)
   for K in (H, H // 4):
@@ -116,29 +168,33 @@ def attention(quick: bool) -> None:
     k = jax.random.normal(ks[1], (B, T, K, E), jnp.bfloat16)
     v = jax.random.normal(ks[2], (B, T, K, E), jnp.bfloat16)
     flops = 4 * B * H * T * T * E / 2
-    print(f"\nattention causal B={B} T={T} H={H} K={K} E={E} bf16 (TFLOP/s)")
-    impls = {
-      "emojax pallas": functools.partial(kernels.flash_attention, causal=True),
-      "cudnn": functools.partial(
-        jax.nn.dot_product_attention, is_causal=True, implementation="cudnn"
-      ),
-      "xla": functools.partial(
-        jax.nn.dot_product_attention, is_causal=True, implementation="xla"
-      ),
-    }
-    for name, fn in impls.items():
-      fwd = jax.jit(fn)
-      loss = lambda q, k, v, fn=fn: jnp.sum(fn(q, k, v).astype(jnp.float32))
-      fwd_bwd = jax.jit(jax.grad(loss, argnums=(0, 1, 2)))
+    print(
+      f"\nattention causal B={B} T={T} H={H} K={K} E={E} bf16 (TFLOP/s; "
+      "fwd+bwd counts 3.5x the fwd FLOPs; err: max |x - cuDNN| / max |cuDNN| "
+      "of o and of dq, dk, dv)",
+      flush=True,
+    )
+    want = None
+    for name, (fn, hopper) in _attention_impls().items():
+      fwd, fwd_bwd = _jitted(fn, hopper)
       try:
         t_f = _time(fwd, q, k, v)
         t_fb = _time(fwd_bwd, q, k, v)
+        got = (fwd(q, k, v), fwd_bwd(q, k, v))
       except Exception as e:  # noqa: BLE001 - report and keep measuring.
-        print(f"  {name:14s} failed: {type(e).__name__}: {str(e)[:200]}")
+        print(f"  {name:14s} failed: {type(e).__name__}: {str(e)[:300]}")
         continue
+      want = got if name == "cudnn" else want
+      err = ""
+      if want is not None and name != "cudnn":
+        err = (
+          f"  err o {_max_rel_err(got[0], want[0]):.1e}"
+          f" grads {_max_rel_err(got[1], want[1]):.1e}"
+        )
       print(
         f"  {name:14s} fwd {flops / t_f / 1e12:6.1f}  "
-        f"fwd+bwd {3.5 * flops / t_fb / 1e12:6.1f}"
+        f"fwd+bwd {3.5 * flops / t_fb / 1e12:6.1f}{err}",
+        flush=True,
       )
 
 

@@ -164,3 +164,41 @@ def test_simulated_forward_drains_blocks_one_warpgroup_skips():
   s = jnp.where(jnp.tril(jnp.ones((256, 256), bool)), s, -jnp.inf)
   want_lse = jax.nn.logsumexp(s.repeat(1, axis=1), axis=-1)
   np.testing.assert_allclose(lse, want_lse, atol=1e-3, rtol=1e-3)
+
+
+@pytest.mark.gpu
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("K,E", [(8, 128), (32, 64)])
+def test_on_hopper_matches_twin(K, E):
+  if not backend.hopper():
+    pytest.skip("needs a Hopper GPU (H100/H200)")
+  ks = jax.random.split(jax.random.key(2), 4)
+  B, T, H = 2, 1000, 32
+  q = jax.random.normal(ks[0], (B, T, H, E), BF16)
+  k = jax.random.normal(ks[1], (B, T, K, E), BF16)
+  v = jax.random.normal(ks[2], (B, T, K, E), BF16)
+  do = jax.random.normal(ks[3], (B, T, H, E), BF16)
+  seg = jnp.concatenate([_segments(T), jnp.ones((1, T), jnp.int32)])
+
+  def value_and_grads(fn):
+    def run(q, k, v):
+      o, vjp = jax.vjp(
+        lambda q, k, v: fn(q, k, v, causal=True, segment_ids=seg), q, k, v
+      )
+      return o, vjp(do.astype(o.dtype))
+
+    return jax.jit(run)
+
+  with backend.target("gpu", hopper=True):
+    got = value_and_grads(kernels.flash_attention)(q, k, v)
+  f32 = [x.astype(jnp.float32) for x in (q, k, v)]
+  want = value_and_grads(kernels.flash_attention_ref)(*f32)
+  for name, g, w in zip(
+    ("o", "dq", "dk", "dv"),
+    jax.tree.leaves(got),
+    jax.tree.leaves(want),
+    strict=True,
+  ):
+    g, w = np.asarray(g, np.float32), np.asarray(w)
+    err, scale = np.abs(g - w).max(), max(np.abs(w).max(), 1.0)
+    assert err <= 3e-2 * scale, (name, err, scale)
