@@ -19,8 +19,9 @@ JAX's own `attention_mgpu.py` (whose backward has no causal mask):
 - Causal tiles run unmasked blocks, then masked diagonal blocks, and skip
   the rest; heavy (late) tiles launch first. Segment ids are compared as a
   row vector against a column vector.
-- Scores live in the log2 domain (softmax scale times log2(e), one
-  multiply; exp2); the saved logsumexp is natural-log, as on every path.
+- Softmax in the log2 domain: exp2(s * scale * log2(e) - max), one
+  multiply-add an element; the saved logsumexp is natural-log, as on
+  every path. Masked scores are a finite MASKED (see there).
 
 Every mbarrier wait flips a per-thread parity bit, so each warpgroup waits
 on every phase of every barrier it uses, in order, even for a block it
@@ -46,13 +47,19 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
-from emojax.kernels import backend
-
 LOG2E = math.log2(math.e)
 LN2 = math.log(2.0)
 # Registers a thread: two compute warpgroups at 232 and the memory
 # warpgroup at 40 fill a multiprocessor's 64k (128 threads each).
 _COMPUTE_REGS, _MEMORY_REGS = 232, 40
+# A masked (unscaled) score. Not -inf: a row with nothing to attend to
+# yet would compute -inf - -inf. Not backend.NEG (-1e30) either: exp2's
+# argument s * scale - max is one fused multiply-add, whose unrounded
+# product minus the rounded max of a masked row is off by an ulp of 1e29,
+# i.e. exp2(+-1e22) = inf. At -1e9 the error is at most 16 (exp2 finite),
+# masked scores still underflow to exactly 0 beside any real one, and
+# real scores never come near.
+MASKED = -1e9
 ROW = plgpu.Layout.WGMMA.reduce(1)  # a vector over a tile's rows
 COL = plgpu.Layout.WGMMA.reduce(0)  # a vector over a tile's columns
 
@@ -121,41 +128,39 @@ def _read(x):
   return x
 
 
-def _matmul(a, b, shape, sim, *, b_t=False, during=None):
-  """a @ b (b.T if b_t) into a fresh fp32 tile of `shape`.
+def _mm(*products, sim, during=None):
+  """[init + a @ b (b.T if b_t)] for each product (init, a, b, b_t).
 
-  a is registers or shared memory, b shared memory. `during` runs after
-  the asynchronous wgmma is issued and before its result is read (the
-  ping-pong hand-over). In the interpreter, whose wgmma takes no
-  transposed operand, the matmul is a plain fp32 dot of the same operands.
+  init is an fp32 tile to accumulate onto or the shape of a fresh one; a
+  is registers or shared memory, b shared memory. The wgmmas are issued
+  together and awaited once; `during` runs after they are issued, before
+  any is awaited (the ping-pong hand-over). In the interpreter, whose
+  wgmma takes no transposed operand, each is a plain fp32 dot of the same
+  operands.
   """
   if sim:
-    b_val = _read(b)
-    out = jnp.dot(
-      _read(a), b_val.T if b_t else b_val, preferred_element_type=jnp.float32
-    )
+    outs = []
+    for init, a, b, b_t in products:
+      b_val = _read(b)
+      out = jnp.dot(
+        _read(a), b_val.T if b_t else b_val, preferred_element_type=jnp.float32
+      )
+      outs.append(out if isinstance(init, tuple) else init + out)
     if during is not None:
       during()
-    return out
+    return outs
 
-  def run(acc_ref):
-    plgpu.wgmma(acc_ref, a, plgpu.transpose_ref(b, (1, 0)) if b_t else b)
+  def issue(acc_refs):
+    for acc_ref, (_, a, b, b_t) in zip(acc_refs, products, strict=True):
+      plgpu.wgmma(acc_ref, a, plgpu.transpose_ref(b, (1, 0)) if b_t else b)
     if during is not None:
       during()
-    return acc_ref[...]
 
-  return pl.run_scoped(run, plgpu.ACC(shape, jnp.float32))
-
-
-def _mma(acc, a, b, sim, *, b_t=False):
-  """acc + a @ b (b.T if b_t), accumulating in the wgmma accumulator."""
-  if sim:
-    return acc + _matmul(a, b, acc.shape, sim, b_t=b_t)
-
-  def accumulate(acc_ref):
-    plgpu.wgmma(acc_ref, a, plgpu.transpose_ref(b, (1, 0)) if b_t else b)
-
-  return pl.run_state(accumulate)(plgpu.ACC.init(acc))
+  inits = [
+    _full(init, 0.0, sim) if isinstance(init, tuple) else init
+    for init, *_ in products
+  ]
+  return list(pl.run_state(issue)(tuple(map(plgpu.ACC.init, inits))))
 
 
 def _full(shape, value, sim):
@@ -177,7 +182,7 @@ def _cols(x, shape):
 
 
 def _mask(s, causal_at, seg, sim, *, kv_rows=False):
-  """s with masked entries at NEG. causal_at: (row0, col0), the sequence
+  """s with masked entries at MASKED. causal_at: (row0, col0), the sequence
   positions of the tile's first row and column, when the diagonal crosses
   it, else None; a query sees keys at or before it (rows are keys when
   kv_rows). seg: (row, column) segment tiles, or None."""
@@ -195,7 +200,7 @@ def _mask(s, causal_at, seg, sim, *, kv_rows=False):
   if seg is not None:
     same = seg[0] == seg[1]
     mask = same if mask is None else mask & same
-  return s if mask is None else jnp.where(mask, s, backend.NEG)
+  return s if mask is None else jnp.where(mask, s, MASKED)
 
 
 def _tile_index(reverse, n_tiles):
@@ -318,10 +323,9 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
         acc, m, den = carry
         slot = lax.rem(j, slots)
 
-        s = _matmul(
-          qo_smem, k_smem.at[slot], (bq, bk), sim, b_t=True, during=ping_pong
+        (s,) = _mm(
+          ((bq, bk), qo_smem, k_smem.at[slot], True), sim=sim, during=ping_pong
         )
-        s = s * scale2
         seg = None
         if use_seg:
           plgpu.barrier_wait(ks_bars.at[slot])
@@ -329,9 +333,11 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
           seg = (_rows(q_seg, s.shape), _cols(kv_seg, s.shape))
         plgpu.barrier_arrive(k_used.at[slot])
         s = _mask(s, (row0, j * bk) if masked else None, seg, sim)
-        m_new = jnp.maximum(m, s.max(axis=1))
+        # Unscaled scores; the scale goes into the max and into exp2's
+        # argument, where it fuses into one multiply-add.
+        m_new = jnp.maximum(m, s.max(axis=1) * scale2)
         alpha = jnp.exp2(m - m_new)
-        p = jnp.exp2(s - _rows(m_new, s.shape))
+        p = jnp.exp2(s * scale2 - _rows(m_new, s.shape))
         acc = acc * _rows(alpha, acc.shape)
         den = den * alpha + p.sum(axis=1)
         p16 = p.astype(dtype)
@@ -340,7 +346,7 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
         plgpu.barrier_arrive(sched)  # softmax done
         plgpu.barrier_wait(v_bars.at[slot])
         plgpu.barrier_wait(sched)  # the tensor cores are free
-        acc = _mma(acc, p16, v_smem.at[slot], sim)
+        (acc,) = _mm((acc, p16, v_smem.at[slot], False), sim=sim)
 
         @pl.when(j + 1 < steps)
         def _():
@@ -364,7 +370,7 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
 
       carry = (
         _full((bq, E), 0.0, sim),
-        _full((bq,), backend.NEG, sim),
+        _full((bq,), MASKED * scale2, sim),
         _full((bq,), 0.0, sim),
       )
       step = functools.partial(kv_step, masked=False)
@@ -376,7 +382,8 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
       acc, m, den = carry
       pl.when(wg == 0)(ping_pong)
 
-      empty = m < 0.5 * backend.NEG  # saw no key: a padding row
+      # A row that saw no key (padding) kept the max of masked scores.
+      empty = m < 0.5 * MASKED * scale2
       inv = jnp.where(empty, 0.0, 1.0 / jnp.where(empty, 1.0, den))
       o = (acc * _rows(inv, acc.shape)).astype(dtype)
       lse = jnp.where(empty, 0.0, (m + jnp.log2(den)) * LN2)
@@ -510,16 +517,19 @@ def backward_dq(
         slot = lax.rem(j, slots)
         plgpu.barrier_wait(kv_bars.at[slot])
         k_blk, v_blk = k_smem.at[slot], v_smem.at[slot]
-        s = _matmul(q_smem, k_blk, (bq, bk), sim, b_t=True) * scale2
+        s, dp = _mm(
+          ((bq, bk), q_smem, k_blk, True),
+          ((bq, bk), do_smem, v_blk, True),
+          sim=sim,
+        )
         seg = None
         if use_seg:
           kv_seg = _load_vec(ks_smem.at[slot], COL, sim)
           seg = (_rows(q_seg, s.shape), _cols(kv_seg, s.shape))
         s = _mask(s, (row0, j * bk) if masked else None, seg, sim)
-        p = jnp.exp2(s - _rows(lse2, s.shape))
-        dp = _matmul(do_smem, v_blk, (bq, bk), sim, b_t=True)
+        p = jnp.exp2(s * scale2 - _rows(lse2, s.shape))
         ds = p * (dp - _rows(delta, dp.shape))
-        dq = _mma(dq, ds.astype(dtype), k_blk, sim)
+        (dq,) = _mm((dq, ds.astype(dtype), k_blk, False), sim=sim)
         plgpu.barrier_arrive(used.at[slot])
         return dq
 
@@ -634,7 +644,11 @@ def backward_dkv(
         slot = lax.rem(g * per_head + i - first, slots)
         plgpu.barrier_wait(q_bars.at[slot])
         q_blk, do_blk = q_smem.at[slot], do_smem.at[slot]
-        s_t = _matmul(k_smem, q_blk, (bk, bq), sim, b_t=True) * scale2
+        s_t, dp_t = _mm(
+          ((bk, bq), k_smem, q_blk, True),
+          ((bk, bq), v_smem, do_blk, True),
+          sim=sim,
+        )
         lse2 = _load_vec(lse_smem.at[slot], COL, sim) * LOG2E
         seg = None
         if use_seg:
@@ -642,12 +656,14 @@ def backward_dkv(
           seg = (_rows(kv_seg, s_t.shape), _cols(q_seg, s_t.shape))
         causal_at = (row0, i * bq) if masked else None
         s_t = _mask(s_t, causal_at, seg, sim, kv_rows=True)
-        p_t = jnp.exp2(s_t - _cols(lse2, s_t.shape))
-        dv = _mma(dv, p_t.astype(dtype), do_blk, sim)
-        dp_t = _matmul(v_smem, do_blk, (bk, bq), sim, b_t=True)
+        p_t = jnp.exp2(s_t * scale2 - _cols(lse2, s_t.shape))
         delta = _load_vec(d_smem.at[slot], COL, sim)
         ds_t = p_t * (dp_t - _cols(delta, dp_t.shape))
-        dk = _mma(dk, ds_t.astype(dtype), q_blk, sim)
+        dv, dk = _mm(
+          (dv, p_t.astype(dtype), do_blk, False),
+          (dk, ds_t.astype(dtype), q_blk, False),
+          sim=sim,
+        )
         plgpu.barrier_arrive(used.at[slot])
         return dk, dv
 

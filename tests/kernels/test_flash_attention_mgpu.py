@@ -91,9 +91,11 @@ def test_gpu_kernel_choice_from_the_environment(monkeypatch):
 
 
 def _segments(T):
-  """Two packed sequences, then padding."""
-  a, b = T * 2 // 5, T * 3 // 4
-  seg = np.r_[np.ones(a), np.full(b - a, 2), np.zeros(T - b)]
+  """Left padding, two packed sequences, right padding. The second starts
+  past the first 128 keys, so its rows see a wholly masked kv block before
+  any key they attend to (what left-padded prompts do)."""
+  a, b, c = T // 12, T * 9 // 16, T * 9 // 10
+  seg = np.r_[np.zeros(a), np.ones(b - a), np.full(c - b, 2), np.zeros(T - c)]
   return jnp.asarray(seg[None], jnp.int32)
 
 
