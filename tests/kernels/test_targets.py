@@ -27,20 +27,29 @@ TPU_CHIPS = ["TPU v5 lite", "TPU v5p", "TPU v6 lite"]
 
 
 def _lower(plat, fn, *specs, chip="TPU v5p"):
-  """StableHLO text of fn traced for `plat`; kernels are custom calls."""
-  lowering = {"gpu": "cuda", "tpu": "tpu"}[plat]
+  """StableHLO text of fn traced for `plat` ('gpu': Triton kernels,
+  'hopper': the Mosaic GPU ones where they exist, 'tpu'); kernels are
+  custom calls."""
+  lowering = {"gpu": "cuda", "hopper": "cuda", "tpu": "tpu"}[plat]
   device = jax.sharding.AbstractDevice(
     device_kind=chip, num_cores=1, platform="tpu"
   )
   mesh = jax.sharding.AbstractMesh((1,), ("x",), abstract_device=device)
-  with backend.target(plat), jax.sharding.use_abstract_mesh(mesh):
+  target = backend.target(
+    "tpu" if plat == "tpu" else "gpu", hopper=plat == "hopper"
+  )
+  with target, jax.sharding.use_abstract_mesh(mesh):
     # A fresh function: jit caches traces by function, not by target.
     traced = jax.jit(lambda *a: fn(*a)).trace(*specs)
     return traced.lower(lowering_platforms=(lowering,)).as_text()
 
 
 def _kernel_calls(plat, text):
-  name = {"gpu": "@__gpu$xla.gpu.triton", "tpu": "@tpu_custom_call"}[plat]
+  name = {
+    "gpu": "@__gpu$xla.gpu.triton",
+    "hopper": "@mosaic_gpu_v2(",
+    "tpu": "@tpu_custom_call",
+  }[plat]
   return text.count(name)
 
 
@@ -217,7 +226,7 @@ def test_target_rejects_unknown_platform():
       pass
 
 
-@pytest.mark.parametrize("plat", ["gpu", "tpu"])
+@pytest.mark.parametrize("plat", ["gpu", "hopper", "tpu"])
 def test_qwen2_5_7b_gradient_with_pallas_attention_lowers(plat):
   """The real model's shapes (28 query heads over 4 kv heads: groups of 7,
   E = 128, a 1000-token row) through the model's own attention dispatch."""
