@@ -12,7 +12,8 @@ The cache is read in place, in the rollout engine's layout (k [B, K, E, S],
 v [B, K, S, E]: each program's keys and values are contiguous); a last
 partial block is handled by sliding its window back to end at S and masking
 slots the previous block already covered, so S need not divide the block.
-On TPU (no Mosaic lowering written yet) it runs the XLA twin.
+On TPU it runs `decode_attention_tpu`, which streams the same valid
+blocks through the grid.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from emojax.kernels import backend
+from emojax.kernels import backend, decode_attention_tpu
 
 # (block_s, num_warps, num_stages) per platform.
 _BLOCKS = {"gpu": (64, 4, 3), "interpret": (32, 0, 0)}
@@ -107,8 +108,14 @@ def decode_attention(
   _check(q_BHE, k_BKES, v_BKSE, lengths_B, starts_B)
   plat = backend.platform(interpret)
   if plat == "tpu":
-    return decode_attention_ref(
-      q_BHE, k_BKES, v_BKSE, lengths_B, starts_B=starts_B
+    starts_B = jnp.zeros_like(lengths_B) if starts_B is None else starts_B
+    return decode_attention_tpu.decode(
+      q_BHE,
+      k_BKES,
+      v_BKSE,
+      starts_B,
+      lengths_B,
+      interpret=backend.interpret(plat),
     )
   B, H, E = q_BHE.shape
   K, S = v_BKSE.shape[1], v_BKSE.shape[2]

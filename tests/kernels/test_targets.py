@@ -88,10 +88,14 @@ def test_flash_attention_lowers_for_each_tpu_chip(chip):
   assert _kernel_calls("tpu", text) == 3
 
 
+@pytest.mark.parametrize("plat", ["gpu", "tpu"])
 @pytest.mark.parametrize(
-  "B,H,K,E,S", [(8, 28, 4, 128, 1024), (4, 8, 2, 64, 300)]
+  # Qwen2.5-7B's heads at rollout sizes; a short cache of odd length; a
+  # long one that is no multiple of the TPU block (512).
+  "B,H,K,E,S",
+  [(8, 28, 4, 128, 1024), (4, 8, 2, 64, 300), (2, 28, 4, 128, 1300)],
 )
-def test_decode_attention_lowers_for_gpu(B, H, K, E, S):
+def test_decode_attention_lowers(plat, B, H, K, E, S):
   fn = lambda *a: kernels.decode_attention(*a)
   specs = (
     SDS((B, H, E), BF16),
@@ -99,9 +103,7 @@ def test_decode_attention_lowers_for_gpu(B, H, K, E, S):
     SDS((B, K, S, E), BF16),
     SDS((B,), jnp.int32),
   )
-  assert _kernel_calls("gpu", _lower("gpu", fn, *specs)) == 1
-  # TPU: no Mosaic decode kernel; the XLA twin runs (no custom call).
-  assert _kernel_calls("tpu", _lower("tpu", fn, *specs)) == 0
+  assert _kernel_calls(plat, _lower(plat, fn, *specs)) == 1
 
 
 @pytest.mark.parametrize("plat", ["gpu", "tpu"])
@@ -170,16 +172,22 @@ def test_flash_attention_simulated_matches_twin(plat, T, E, causal, packed):
     np.testing.assert_allclose(g, w, atol=2e-5, rtol=2e-5)
 
 
-def test_decode_attention_simulated_gpu_matches_twin():
-  # G = 3 query heads per kv head: the GPU path pads them to 16 rows.
-  B, H, K, E, S = 3, 6, 2, 64, 100
+@pytest.mark.parametrize(
+  "plat,S", [("gpu", 100), ("tpu", 100), ("tpu", 1300)], ids=str
+)
+def test_decode_attention_simulated_matches_twin(plat, S):
+  # G = 3 query heads per kv head: both paths pad them to a tile of rows.
+  # On TPU, S = 1300 is three 512-slot blocks, the last one partial: rows
+  # start and end in different blocks, inside one, and hold nothing.
+  B, H, K, E = 4, 6, 2, 64
   ks = jax.random.split(jax.random.key(1), 3)
   q = jax.random.normal(ks[0], (B, H, E))
   k = jax.random.normal(ks[1], (B, K, E, S))
   v = jax.random.normal(ks[2], (B, K, S, E))
-  ends, starts = jnp.array([100, 7, 0]), jnp.array([5, 0, 0])
+  ends = jnp.array([S, 7, 0, S - 3])
+  starts = jnp.array([5, 0, 0, S - 40])
   fn = lambda q, k, v: kernels.decode_attention(q, k, v, ends, starts_B=starts)
-  got = _simulated("gpu", fn, q, k, v)
+  got = _simulated(plat, fn, q, k, v)
   want = kernels.decode_attention_ref(q, k, v, ends, starts_B=starts)
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
   np.testing.assert_array_equal(got[2], 0.0)
