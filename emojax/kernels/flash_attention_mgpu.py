@@ -52,6 +52,11 @@ LN2 = math.log(2.0)
 # Registers a thread: two compute warpgroups at 232 and the memory
 # warpgroup at 40 fill a multiprocessor's 64k (128 threads each).
 _COMPUTE_REGS, _MEMORY_REGS = 232, 40
+# dk/dv holds two [64, E] fp32 accumulators a warpgroup. At E = 128,
+# ptxas (sm_90a, `benchmark.py kernel_build`) spilled 132 bytes a thread
+# at 232 registers and 104 at 240 (152 and 124 with segment ids); other
+# orders of its matmuls spilled more. 240 + 240 + 32 fill the 64k.
+_DKV_COMPUTE_REGS, _DKV_MEMORY_REGS = 240, 32
 # A masked (unscaled) score. Not -inf: a row with nothing to attend to
 # yet would compute -inf - -inf. Not backend.NEG (-1e30) either: exp2's
 # argument s * scale - max is one fused multiply-add, whose unrounded
@@ -434,7 +439,9 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
     jax.ShapeDtypeStruct((B, H, T), jnp.float32),
   ]
   return _call(
-    _entry(kernel, smem, bars, n_in=3, use_seg=use_seg),
+    _entry(
+      kernel, smem, bars, name="emojax_flash_fwd", n_in=3, use_seg=use_seg
+    ),
     out_type,
     (H, n_tiles, B),
     sim,
@@ -446,9 +453,10 @@ def _operands(*args):
   return [a for a in args if a is not None]
 
 
-def _entry(kernel, smem, bars, *, n_in, use_seg):
+def _entry(kernel, smem, bars, *, name, n_in, use_seg):
   """The kernel's entry: refs in a fixed order, with None for absent
-  segments, then shared memory and barriers scoped across warpgroups."""
+  segments, then shared memory and barriers scoped across warpgroups.
+  `name` names the kernel in profiles and compiler dumps."""
 
   def entry(*refs):
     refs = list(refs)
@@ -461,6 +469,7 @@ def _entry(kernel, smem, bars, *, n_in, use_seg):
       collective_axes="wg",
     )
 
+  entry.__name__ = name
   return entry
 
 
@@ -583,7 +592,7 @@ def backward_dq(
     plgpu.Barrier(num_arrivals=2, num_barriers=slots),  # slot used
   )
   return _call(
-    _entry(kernel, smem, bars, n_in=6, use_seg=use_seg),
+    _entry(kernel, smem, bars, name="emojax_flash_dq", n_in=6, use_seg=use_seg),
     jax.ShapeDtypeStruct(q.shape, dtype),
     (H, n_tiles, B),
     sim,
@@ -620,7 +629,7 @@ def backward_dkv(
 
     @pl.when(wg < 2)
     def _compute():
-      plgpu.set_max_registers(_COMPUTE_REGS, action="increase")
+      plgpu.set_max_registers(_DKV_COMPUTE_REGS, action="increase")
       k_smem, v_smem = k_smem2.at[wg], v_smem2.at[wg]
       row0 = tile * blocks.tile + wg * bk
       rows = pl.ds(row0, bk)
@@ -689,7 +698,7 @@ def backward_dkv(
 
     @pl.when(wg == 2)
     def _memory():
-      plgpu.set_max_registers(_MEMORY_REGS, action="decrease")
+      plgpu.set_max_registers(_DKV_MEMORY_REGS, action="decrease")
 
       def load(t, slot):
         h = n_head * G + lax.div(t, per_head)
@@ -723,7 +732,9 @@ def backward_dkv(
   )
   kv_type = jax.ShapeDtypeStruct(k.shape, dtype)
   return _call(
-    _entry(kernel, smem, bars, n_in=6, use_seg=use_seg),
+    _entry(
+      kernel, smem, bars, name="emojax_flash_dkv", n_in=6, use_seg=use_seg
+    ),
     [kv_type, kv_type],
     (K, n_tiles, B),
     sim,

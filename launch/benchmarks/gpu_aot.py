@@ -1,0 +1,220 @@
+r"""What XLA:GPU compiles for an H100, on a machine without a GPU.
+
+  python launch/benchmark.py gpu_aot [--quick]
+
+JAX's CUDA plugin can compile for a described GPU that is not there
+("compile-only" devices from `jax.experimental.topologies`): the whole
+XLA:GPU pipeline runs, ptxas included, and only running needs the card.
+This benchmark uses that for two figures a CPU machine cannot otherwise
+give:
+
+1. The Hopper (Mosaic GPU) flash-attention kernels, compiled to sm_90a:
+   ptxas's registers and spills per kernel (Mosaic GPU compiles inside
+   the plugin, so `kernel_build`, which drives Triton, cannot see them).
+   "regs" is the launch cap (65536 / 384 threads); the compute
+   warpgroups raise theirs with setmaxnreg, and spills say whether what
+   they hold fits.
+2. XLA:GPU's memory plan (temp and output bytes of the compiled
+   value+grad) for per-token logprobs at the issue's shape (V = 152064,
+   D = 3584, 8192 tokens, bf16): materialised logits against the chunked
+   XLA and the fused Pallas paths.
+
+Needs, on any Linux x86-64 machine (no GPU, no driver):
+  pip install jax-cuda12-plugin==JAX_VERSION jax-cuda12-pjrt==JAX_VERSION \
+      nvidia-cuda-nvcc-cu12 nvidia-cuda-runtime-cu12
+(the plugin's version check wants cuDNN and the rest of CUDA, which a
+compile-only device does not use: this script skips that check).
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import tempfile
+
+# H100 SXM as XLA:GPU describes a device (NVIDIA's published figures; the
+# H200 has the same sm_90a chip, 132 SMs, and more, faster memory).
+H100_SXM = {
+  "threads_per_block_limit": 1024,
+  "threads_per_warp": 32,
+  "shared_memory_per_block": 49152,
+  "shared_memory_per_core": 233472,
+  "threads_per_core_limit": 2048,
+  "core_count": 132,
+  "fpus_per_core": 128,
+  "block_dim_limit_x": 2147483647,
+  "block_dim_limit_y": 65535,
+  "block_dim_limit_z": 65535,
+  "memory_bandwidth": 3352320000000,
+  "l2_cache_size": 52428800,
+  "clock_rate_ghz": 1.98,
+  "device_memory_size": 84978434048,
+  "shared_memory_per_block_optin": 232448,
+  "registers_per_core_limit": 65536,
+  "registers_per_block_limit": 65536,
+}
+
+
+def _target_config(info: dict) -> str:
+  """The GpuTargetConfigProto text XLA's CUDA plugin takes."""
+  fields = "\n".join(f"  {k}: {v}" for k, v in info.items())
+  return (
+    f"gpu_device_info {{\n{fields}\n"
+    "  cuda_compute_capability { major: 9 }\n}\n"
+    'platform_name: "CUDA"\n'
+    'device_description_str: "NVIDIA H100 80GB HBM3"\n'
+  )
+
+
+def _compile_only_sharding():
+  """A replicated sharding on one compile-only H100."""
+  import jax
+  import numpy as np
+  from jax.experimental import topologies
+
+  topology = topologies.get_topology_desc(
+    "h100",
+    "cuda",
+    target_config=_target_config(H100_SXM),
+    topology="1x1x1",
+  )
+  mesh = jax.sharding.Mesh(np.array(topology.devices), ("x",))
+  return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+
+
+def _compile(fn, shapes, sharding, **target):
+  import jax
+
+  from emojax.kernels import backend
+
+  specs = [jax.ShapeDtypeStruct(s, d, sharding=sharding) for s, d in shapes]
+  with backend.target("gpu", **target):
+    lowered = jax.jit(lambda *a: fn(*a)).trace(*specs).lower()
+  return lowered.compile()
+
+
+def _ptxas_lines(dump_dir: str, seen: set) -> list[str]:
+  """One line per Mosaic GPU kernel compiled since `seen` was filled."""
+  lines = []
+  for path in sorted(glob.glob(os.path.join(dump_dir, "*.ptxas"))):
+    if path in seen:
+      continue
+    seen.add(path)
+    log = open(path).read()
+    regs = re.search(r"Used (\d+) registers", log)
+    spill = re.search(r"(\d+) bytes spill stores, (\d+) bytes spill loads", log)
+    name = re.sub(r"_\d+\.ptxas$", "", os.path.basename(path))
+    spilled = int(spill.group(1)) + int(spill.group(2)) if spill else "?"
+    lines.append(
+      f"    {name:18s} regs {regs.group(1) if regs else '?':>4s}  "
+      f"spill stores+loads {spilled} B"
+    )
+  return lines
+
+
+def hopper_attention(sharding, dump_dir: str, quick: bool) -> None:
+  import jax
+  import jax.numpy as jnp
+
+  from emojax import kernels
+
+  cases = [(4, 4096, 32, 8, 128, False), (4, 4096, 32, 8, 128, True)]
+  if not quick:
+    cases += [
+      (4, 4096, 32, 32, 128, False),
+      (4, 4096, 32, 8, 64, True),
+      (1, 2048, 28, 4, 128, True),  # Qwen2.5-7B's heads
+    ]
+  print("\nHopper flash attention, causal, bf16, value+grad (ptxas, sm_90a)")
+  seen: set = set()
+  for B, T, H, K, E, use_seg in cases:
+
+    def loss(q, k, v, seg, use_seg=use_seg):
+      seg = seg if use_seg else None
+      o = kernels.flash_attention(q, k, v, causal=True, segment_ids=seg)
+      return jnp.sum(o.astype(jnp.float32))
+
+    bf16 = jnp.bfloat16
+    shapes = [
+      ((B, T, H, E), bf16),
+      ((B, T, K, E), bf16),
+      ((B, T, K, E), bf16),
+      ((B, T), jnp.int32),
+    ]
+    grad = jax.grad(loss, argnums=(0, 1, 2))
+    label = f"B{B} T{T} H{H} K{K} E{E}{' segments' if use_seg else ''}"
+    try:
+      _compile(grad, shapes, sharding, hopper=True)
+    except Exception as e:  # noqa: BLE001 - report and keep compiling.
+      print(f"  {label}: failed: {type(e).__name__}: {str(e)[:300]}")
+      continue
+    print(f"  {label}")
+    print("\n".join(_ptxas_lines(dump_dir, seen)))
+
+
+def logprobs_memory(sharding) -> None:
+  import jax
+  import jax.numpy as jnp
+
+  from emojax import kernels
+
+  N, D, V = 8192, 3584, 152064
+  bf16 = jnp.bfloat16
+  shapes = [((1, N, D), bf16), ((D, V), bf16), ((1, N), jnp.int32)]
+  print(
+    f"\nlogprobs value+grad, N={N} D={D} V={V} bf16: XLA:GPU memory plan "
+    "(GiB; the outputs include the bf16 dw every variant returns)"
+  )
+  impls = [
+    ("materialised (ref)", kernels.fused_logprobs_ref),
+    ("chunked XLA", kernels.chunked_logprobs),
+    ("fused Pallas", kernels.fused_logprobs),
+  ]
+  base = None
+  for name, fn in impls:
+
+    def loss(h, w, t, fn=fn):
+      logp, ent = fn(h, w, t)
+      return jnp.sum(logp) + 0.01 * jnp.sum(ent)
+
+    grad = jax.value_and_grad(loss, argnums=(0, 1))
+    try:
+      stats = _compile(grad, shapes, sharding).memory_analysis()
+    except Exception as e:  # noqa: BLE001 - report and keep compiling.
+      print(f"  {name:20s} failed: {type(e).__name__}: {str(e)[:300]}")
+      continue
+    temp, out = stats.temp_size_in_bytes, stats.output_size_in_bytes
+    base = base or (temp, temp + out)
+    print(
+      f"  {name:20s} temp {temp / 2**30:6.2f}  x{temp / base[0]:.3f}   "
+      f"temp+outputs {(temp + out) / 2**30:6.2f}  "
+      f"x{(temp + out) / base[1]:.3f}"
+    )
+
+
+def main(argv: list[str]) -> int:
+  parser = argparse.ArgumentParser(prog="benchmark.py gpu_aot")
+  parser.add_argument("--quick", action="store_true")
+  args = parser.parse_args(argv[1:])
+  dump_dir = tempfile.mkdtemp(prefix="emojax-mosaic-")
+  # Read when the CUDA plugin loads: before jax is imported.
+  os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
+  os.environ["MOSAIC_GPU_DUMP_PTXAS"] = "1"
+  os.environ["MOSAIC_GPU_DUMP_TO"] = dump_dir
+  from benchmarks import _common
+
+  try:
+    sharding = _compile_only_sharding()
+  except Exception as e:  # noqa: BLE001 - say what is missing.
+    print(
+      f"No compile-only CUDA device ({type(e).__name__}: {str(e)[:200]}). "
+      "Install the packages this file's docstring lists."
+    )
+    return 2
+  print(f"machine: {_common.describe()}")
+  print("target: compile-only NVIDIA H100 SXM (sm_90a), XLA:GPU + ptxas")
+  hopper_attention(sharding, dump_dir, args.quick)
+  logprobs_memory(sharding)
+  return 0
