@@ -149,7 +149,9 @@ def next_pow2(n: int) -> int:
 def masked_scores(q, k, q_seg, kv_seg, q0, k0, causal, scale):
   """Masked scaled scores [bq, bk] (fp32) and the mask.
 
-  q_seg is a [bq, 1] column and kv_seg a [1, bk] row (or both None).
+  q_seg is a [bq, 1] column and kv_seg a [1, bk] row (or both None);
+  padding keys carry -1, which no query's id equals, so one compare masks
+  both other segments and padding (`flash_attention` sets this up).
   """
   s = dot(q, k, (1, 1)) * scale
   mask = None
@@ -158,7 +160,7 @@ def masked_scores(q, k, q_seg, kv_seg, q0, k0, causal, scale):
     cols = k0 + jax.lax.broadcasted_iota(jnp.int32, s.shape, 1)
     mask = rows >= cols
   if q_seg is not None:
-    seg = (q_seg == kv_seg) & (q_seg != 0)
+    seg = q_seg == kv_seg
     mask = seg if mask is None else mask & seg
   if mask is not None:
     s = jnp.where(mask, s, NEG)

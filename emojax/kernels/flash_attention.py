@@ -312,10 +312,25 @@ def _seg_specs(bq, bk, index):
 
 
 def _kv_blocks_upto(i, bq, bk, nk, causal):
-  """How many kv blocks query block i attends to."""
+  """(unmasked, seen): how many kv blocks query block i attends to, and
+  how many of those lie wholly at or before its first row, so need no
+  causal mask (the rest cross the diagonal). Masks cost Triton an iota,
+  a compare and two selects a score; most blocks of a long row skip them.
+  """
   if not causal:
-    return nk
-  return jnp.minimum(nk, jax.lax.div((i + 1) * bq + bk - 1, bk))
+    return nk, nk
+  seen = jnp.minimum(nk, jax.lax.div((i + 1) * bq + bk - 1, bk))
+  return jnp.minimum(jax.lax.div(i * bq + 1, bk), seen), seen
+
+
+def _causal_loops(body, unmasked, seen, carry):
+  """body(j, carry, masked) over blocks [0, unmasked) then [unmasked, seen)."""
+  carry = jax.lax.fori_loop(
+    0, unmasked, functools.partial(body, masked=False), carry
+  )
+  return jax.lax.fori_loop(
+    unmasked, seen, functools.partial(body, masked=True), carry
+  )
 
 
 def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
@@ -330,12 +345,12 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
 
   # Row statistics stay [bq, 1] columns (keepdims), the layout a row
   # reduction produces on every backend.
-  def body(j, carry):
+  def body(j, carry, masked):
     acc, m, den = carry
     ks = pl.ds(pl.multiple_of(j * bk, bk), bk)
     kv_seg = ks_ref[:, ks] if use_seg else None
     s, mask = backend.masked_scores(
-      q, k_ref[ks, :], q_seg, kv_seg, i * bq, j * bk, causal, scale
+      q, k_ref[ks, :], q_seg, kv_seg, i * bq, j * bk, masked, scale
     )
     m_new = jnp.maximum(m, jnp.max(s, axis=1, keepdims=True))
     p = jnp.exp(s - m_new)
@@ -352,8 +367,9 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
     jnp.full((bq, 1), backend.NEG, jnp.float32),
     jnp.zeros((bq, 1), jnp.float32),
   )
-  nk = _kv_blocks_upto(i, bq, bk, S // bk, causal)
-  acc, m, den = jax.lax.fori_loop(0, nk, body, init)
+  acc, m, den = _causal_loops(
+    body, *_kv_blocks_upto(i, bq, bk, S // bk, causal), init
+  )
   empty = den == 0.0
   l_safe = jnp.where(empty, 1.0, den)
   o_ref[...] = (acc / l_safe).astype(o_ref.dtype)
@@ -435,18 +451,18 @@ def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
   lse, delta = lse_ref[...], d_ref[...]
   q_seg = qs_ref[...] if use_seg else None
 
-  def body(j, dq):
+  def body(j, dq, masked):
     ks = pl.ds(pl.multiple_of(j * bk, bk), bk)
     kv_seg = ks_ref[:, ks] if use_seg else None
     k, v = k_ref[ks, :], v_ref[ks, :]
     s, mask = backend.masked_scores(
-      q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale
+      q, k, q_seg, kv_seg, i * bq, j * bk, masked, scale
     )
     _, ds = backend.probs_and_dscores(s, mask, lse, do, v, delta)
     return dq + backend.dot(ds.astype(k.dtype), k, (1, 0))
 
-  nk = _kv_blocks_upto(i, bq, bk, S // bk, causal)
-  dq = jax.lax.fori_loop(0, nk, body, jnp.zeros((bq, E), jnp.float32))
+  blocks = _kv_blocks_upto(i, bq, bk, S // bk, causal)
+  dq = _causal_loops(body, *blocks, jnp.zeros((bq, E), jnp.float32))
   dq_ref[...] = (dq * scale).astype(dq_ref.dtype)
 
 
@@ -523,25 +539,33 @@ def _dkv_kernel(*refs, causal, use_seg, G, bq, bk, scale):
   def rows(ref, g, qs):
     return ref[qs, g, :]
 
-  def body(step, carry):
+  def body(i, carry, g, masked):
     dk, dv = carry
-    g, i = step // nq, first + step % nq
     qs = pl.ds(pl.multiple_of(i * bq, bq), bq)
     q, do = rows(q_ref, g, qs), rows(do_ref, g, qs)
     lse, delta = lse_ref[g, qs, :], d_ref[g, qs, :]
     q_seg = qs_ref[qs, :] if use_seg else None
     s, mask = backend.masked_scores(
-      q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale
+      q, k, q_seg, kv_seg, i * bq, j * bk, masked, scale
     )
     p, ds = backend.probs_and_dscores(s, mask, lse, do, v, delta)
     dv = dv + backend.dot(p.astype(do.dtype), do, (0, 0))
     dk = dk + backend.dot(ds.astype(q.dtype), q, (0, 0))
     return dk, dv
 
-  # Causal: query blocks before this kv block see none of it.
+  # Causal: query blocks before this kv block see none of it; those from
+  # `unmasked` on see all of it.
+  nq = T // bq
   first = jax.lax.div(j * bk, bq) if causal else 0
-  nq = T // bq - first
+  unmasked = jnp.minimum(nq, pl.cdiv(j * bk + bk - 1, bq)) if causal else 0
+
+  def head(g, carry):
+    step = functools.partial(body, g=g, masked=True)
+    carry = jax.lax.fori_loop(first, unmasked, step, carry)
+    step = functools.partial(body, g=g, masked=False)
+    return jax.lax.fori_loop(jnp.maximum(first, unmasked), nq, step, carry)
+
   zeros = jnp.zeros((bk_, E), jnp.float32)
-  dk, dv = jax.lax.fori_loop(0, G * nq, body, (zeros, zeros))
+  dk, dv = jax.lax.fori_loop(0, G, head, (zeros, zeros))
   dk_ref[...] = (dk * scale).astype(dk_ref.dtype)
   dv_ref[...] = dv.astype(dv_ref.dtype)
