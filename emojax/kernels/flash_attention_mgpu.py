@@ -1,10 +1,13 @@
 """Flash attention for Hopper GPUs (H100/H200) in Pallas Mosaic GPU.
 
-The Triton kernels in `flash_attention.py` run on every NVIDIA GPU, but
-Triton-through-Pallas issues synchronous mma.sync, not the asynchronous
-warpgroup MMA (wgmma) fed by TMA copies that FlashAttention-3 and cuDNN
-use on Hopper. These kernels are written the FlashAttention-3 way, after
-JAX's own `attention_mgpu.py` (whose backward has no causal mask):
+The Triton kernels in `flash_attention.py` run on every NVIDIA GPU. On
+Hopper, Triton does emit warpgroup MMAs (wgmma: 24-80 in their PTX at the
+issue's shape), but every warp both loads blocks (plain async copies, no
+TMA) and computes, so loads and softmax wait on each other.
+FlashAttention-3 and cuDNN feed wgmma by TMA from a producer warpgroup and
+overlap one warpgroup's softmax with another's matmuls. These kernels are
+written that way, after JAX's own `attention_mgpu.py` (whose backward has
+no causal mask):
 
 - A CTA runs three warpgroups: two compute warpgroups, each owning 64 rows
   of the tile, and a memory warpgroup that streams the other operand's
@@ -28,11 +31,13 @@ on every phase of every barrier it uses, in order, even for a block it
 then skips: that keeps the parities right, and a warpgroup never releases
 a slot before the memory warpgroup has refilled it.
 
-`sim=True` runs these kernels in Pallas's Mosaic GPU interpreter on a CPU
-(threads, barriers, TMA and shared memory simulated). It lacks two
-primitives, so two helpers differ there, and only there: `_load_vec`
-reads the ref plainly instead of a typed-layout load, and `_mma` adds a
-fresh product instead of seeding the accumulator.
+`sim=True` runs these kernels in Pallas's Mosaic GPU interpreter on a CPU:
+warpgroups as threads, mbarriers (it fails on a phase a waiting thread
+skipped), TMA copies and shared memory as written. The interpreter has no
+register layouts, no typed-layout loads and a wgmma without transposed
+operands or seeded accumulators, so four helpers take a plain form there,
+and only there: `_full` and `_mask` drop layouts, `_load_vec` reads the
+ref, and `_mm` is an fp32 dot of the same shared-memory operands.
 """
 
 from __future__ import annotations
@@ -53,9 +58,9 @@ LN2 = math.log(2.0)
 # warpgroup at 40 fill a multiprocessor's 64k (128 threads each).
 _COMPUTE_REGS, _MEMORY_REGS = 232, 40
 # dk/dv holds two [64, E] fp32 accumulators a warpgroup. At E = 128,
-# ptxas (sm_90a, `benchmark.py kernel_build`) spilled 132 bytes a thread
-# at 232 registers and 104 at 240 (152 and 124 with segment ids); other
-# orders of its matmuls spilled more. 240 + 240 + 32 fill the 64k.
+# ptxas (sm_90a, `benchmark.py gpu_aot`) spilled 132 bytes a thread (spill
+# stores) at 232 registers and 104 at 240 (152 and 124 with segment ids);
+# other orders of its matmuls spilled more. 240 + 240 + 32 fill the 64k.
 _DKV_COMPUTE_REGS, _DKV_MEMORY_REGS = 240, 32
 # A masked (unscaled) score. Not -inf: a row with nothing to attend to
 # yet would compute -inf - -inf. Not backend.NEG (-1e30) either: exp2's
