@@ -146,6 +146,25 @@ def next_pow2(n: int) -> int:
   return pl.next_power_of_2(n)
 
 
+def causal_kv_blocks(i, bq, bk, nk, offset):
+  """(unmasked, seen): how many kv blocks (of bk) query block i (of bq)
+  sees under a causal mask, and how many of those lie wholly at or
+  before its first query, so need no mask. offset = S - T is query 0's
+  position among the keys."""
+  first = i * bq + offset
+  seen = jnp.minimum(nk, jax.lax.div(first + bq - 1, bk) + 1)
+  return jnp.minimum(jax.lax.div(first + 1, bk), seen), seen
+
+
+def causal_q_blocks(j, bq, bk, nq, offset):
+  """(first, unmasked): the first query block that sees kv block j under
+  a causal mask, and the first whose every query sees all of it."""
+  k0 = j * bk
+  first = jax.lax.div(jnp.maximum(k0 - offset, 0), bq)
+  unmasked = pl.cdiv(jnp.maximum(k0 + bk - 1 - offset, 0), bq)
+  return jnp.minimum(first, nq), jnp.minimum(unmasked, nq)
+
+
 def masked_scores(q, k, q_seg, kv_seg, q0, k0, causal, scale):
   """Masked scaled scores [bq, bk] (fp32) and the mask.
 

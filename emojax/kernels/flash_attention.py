@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 import math
+import typing
 
 import jax
 import jax.numpy as jnp
@@ -48,13 +49,14 @@ def flash_attention_ref(
   *,
   causal: bool = True,
   segment_ids: jax.Array | None = None,
+  kv_segment_ids: jax.Array | None = None,
   interpret: bool = False,
 ) -> jax.Array:
   """Plain-jnp twin of `flash_attention` (materialises [B, K, G, T, S])."""
   del interpret
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
-  _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids)
+  _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids, kv_segment_ids)
   q_BTKGE = q_BTHE.reshape(B, T, K, H // K, E)
   s_BKGTS = jnp.einsum(
     "btkge,bske->bkgts",
@@ -62,7 +64,7 @@ def flash_attention_ref(
     k_BSKE,
     preferred_element_type=jnp.float32,
   ) / math.sqrt(E)
-  mask_BTS = _mask(B, T, S, causal, segment_ids)
+  mask_BTS = _mask(B, T, S, causal, segment_ids, kv_segment_ids)
   mask_B11TS = mask_BTS[:, None, None]
   s_BKGTS = jnp.where(mask_B11TS, s_BKGTS, backend.NEG)
   m_BKGT1 = jnp.max(s_BKGTS, axis=-1, keepdims=True)
@@ -86,18 +88,19 @@ def _mgpu():
   return flash_attention_mgpu
 
 
-def _mask(B, T, S, causal, segment_ids):
+def _mask(B, T, S, causal, segment_ids, kv_segment_ids):
   mask_BTS = jnp.ones((B, T, S), bool)
-  if causal:
-    mask_BTS &= jnp.tril(jnp.ones((T, S), bool))[None]
+  if causal:  # queries are the last T positions
+    mask_BTS &= jnp.tril(jnp.ones((T, S), bool), k=S - T)[None]
   if segment_ids is not None:
-    seg_BT = segment_ids
-    mask_BTS &= seg_BT[:, :, None] == seg_BT[:, None, :]
-    mask_BTS &= (seg_BT != 0)[:, :, None]
+    q_BT = segment_ids
+    kv_BS = q_BT if kv_segment_ids is None else kv_segment_ids
+    mask_BTS &= q_BT[:, :, None] == kv_BS[:, None, :]
+    mask_BTS &= (q_BT != 0)[:, :, None]
   return mask_BTS
 
 
-def _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids):
+def _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids, kv_segment_ids):
   if q_BTHE.ndim != 4 or k_BSKE.ndim != 4 or k_BSKE.shape != v_BSKE.shape:
     raise ValueError(
       "flash_attention: want q [B, T, H, E] and k, v [B, S, K, E] of equal "
@@ -110,15 +113,27 @@ def _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids):
       f"flash_attention: q {q_BTHE.shape} and k {k_BSKE.shape} need the "
       "same B and E, and H a multiple of K (grouped-query attention)."
     )
-  if (causal or segment_ids is not None) and S != T:
+  if causal and T > S:
     raise ValueError(
-      f"flash_attention: causal or segment masks need S == T (self-"
-      f"attention); got T={T}, S={S}. Use decode_attention for caches."
+      f"flash_attention: a causal mask puts the T={T} queries at the last "
+      f"positions of the S={S} keys, so needs T <= S."
     )
   if segment_ids is not None and segment_ids.shape != (B, T):
     raise ValueError(
       f"flash_attention: segment_ids must be int [B, T] = {(B, T)}, got "
       f"{segment_ids.shape}."
+    )
+  if kv_segment_ids is not None and (
+    segment_ids is None or kv_segment_ids.shape != (B, S)
+  ):
+    raise ValueError(
+      f"flash_attention: kv_segment_ids must be int [B, S] = {(B, S)}, "
+      f"beside segment_ids [B, T]; got {kv_segment_ids.shape}."
+    )
+  if segment_ids is not None and kv_segment_ids is None and S != T:
+    raise ValueError(
+      f"flash_attention: with T={T} queries and S={S} keys, pass the keys' "
+      "segment ids as kv_segment_ids [B, S] too."
     )
 
 
@@ -129,15 +144,20 @@ def flash_attention(
   *,
   causal: bool = True,
   segment_ids: jax.Array | None = None,
+  kv_segment_ids: jax.Array | None = None,
   interpret: bool = False,
 ) -> jax.Array:
   """Softmax(q k^T / sqrt(E)) v with masks, without materialising scores.
 
   segment_ids: int [B, T]; tokens attend only within equal nonzero ids,
-  0 marks padding. Rows with nothing to attend to return 0. Differentiable
-  in q, k and v (custom VJP). On CPU it always runs in interpret mode.
+  0 marks padding. With fewer queries than keys (T < S: completions
+  attending to [shared prompt | themselves]) the queries are the last T
+  positions (causal: query t sees keys <= S - T + t) and kv_segment_ids
+  [B, S] gives the keys' ids. Rows with nothing to attend to return 0.
+  Differentiable in q, k and v (custom VJP). On CPU it always runs in
+  interpret mode.
   """
-  _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids)
+  _check(q_BTHE, k_BSKE, v_BSKE, causal, segment_ids, kv_segment_ids)
   B, T, H, E = q_BTHE.shape
   S = k_BSKE.shape[1]
   plat = backend.platform(interpret)
@@ -157,29 +177,32 @@ def flash_attention(
   if use_seg:
     if segment_ids is None:
       segment_ids = jnp.ones((B, T), jnp.int32)
+      kv_segment_ids = jnp.ones((B, S), jnp.int32)
+    if kv_segment_ids is None:
+      kv_segment_ids = segment_ids
     q_seg_BT = segment_ids.astype(jnp.int32)
     # Padding keys (0) become -1, which no query's id equals: one compare
     # masks both segments and padding.
-    kv_seg_BS = jnp.where(q_seg_BT == 0, -1, q_seg_BT)
+    kv_seg_BS = jnp.where(kv_segment_ids == 0, -1, kv_segment_ids)
+    kv_seg_BS = kv_seg_BS.astype(jnp.int32)
     q_seg_BT1 = backend.pad_axis(q_seg_BT, 1, T_pad)[:, :, None]
     kv_seg_B1S = backend.pad_axis(kv_seg_BS, 1, S_pad, -1)[:, None, :]
   q_BTHE_p = backend.pad_axis(q_BTHE, 1, T_pad)
   k_BSKE_p = backend.pad_axis(k_BSKE, 1, S_pad)
   v_BSKE_p = backend.pad_axis(v_BSKE, 1, S_pad)
-  static = _Static(causal, plat, blocks)
+  static = _Static(causal, plat, blocks, S - T)
   o_BTHE = _flash(static, q_BTHE_p, k_BSKE_p, v_BSKE_p, q_seg_BT1, kv_seg_B1S)
   return o_BTHE[:, :T]
 
 
-class _Static(tuple):
-  """Hashable static arguments: (causal, platform, blocks)."""
+class _Static(typing.NamedTuple):
+  """Hashable static arguments. offset = S - T: the position of query 0
+  among the keys (0 for self-attention)."""
 
-  def __new__(cls, causal, plat, blocks):
-    return super().__new__(cls, (causal, plat, blocks))
-
-  causal = property(lambda s: s[0])
-  plat = property(lambda s: s[1])
-  blocks = property(lambda s: s[2])
+  causal: bool
+  plat: str
+  blocks: tuple
+  offset: int
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
@@ -232,7 +255,7 @@ def _brn(idx):
 
 
 def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
-  causal, plat, blocks = static
+  causal, plat, blocks, offset = static
   if plat == "tpu":
     return flash_attention_tpu.forward(
       static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S
@@ -244,6 +267,7 @@ def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
       v_BSKE,
       *_flat_segments(q_seg_BT1, kv_seg_B1S),
       causal=causal,
+      offset=offset,
       sim=backend.simulating(),
       blocks=blocks,
     )
@@ -275,7 +299,13 @@ def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
     _row_spec(bq),
   ]
   kernel = functools.partial(
-    _fwd_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
+    _fwd_kernel,
+    causal=causal,
+    offset=offset,
+    use_seg=use_seg,
+    bq=bq,
+    bk=bk,
+    scale=E**-0.5,
   )
   o, lse_BHT1 = pl.pallas_call(
     kernel,
@@ -311,16 +341,13 @@ def _seg_specs(bq, bk, index):
   ]
 
 
-def _kv_blocks_upto(i, bq, bk, nk, causal):
-  """(unmasked, seen): how many kv blocks query block i attends to, and
-  how many of those lie wholly at or before its first row, so need no
-  causal mask (the rest cross the diagonal). Masks cost Triton an iota,
-  a compare and two selects a score; most blocks of a long row skip them.
-  """
+def _kv_blocks_upto(i, bq, bk, nk, causal, offset):
+  """(unmasked, seen) kv blocks of query block i (all when not causal).
+  Masks cost Triton an iota, a compare and two selects a score; most
+  blocks of a long row skip them."""
   if not causal:
     return nk, nk
-  seen = jnp.minimum(nk, jax.lax.div((i + 1) * bq + bk - 1, bk))
-  return jnp.minimum(jax.lax.div(i * bq + 1, bk), seen), seen
+  return backend.causal_kv_blocks(i, bq, bk, nk, offset)
 
 
 def _causal_loops(body, unmasked, seen, carry):
@@ -333,7 +360,7 @@ def _causal_loops(body, unmasked, seen, carry):
   )
 
 
-def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
+def _fwd_kernel(*refs, causal, offset, use_seg, bq, bk, scale):
   if use_seg:
     q_ref, k_ref, v_ref, qs_ref, ks_ref, o_ref, lse_ref = refs
   else:
@@ -350,7 +377,7 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
     ks = pl.ds(pl.multiple_of(j * bk, bk), bk)
     kv_seg = ks_ref[:, ks] if use_seg else None
     s, mask = backend.masked_scores(
-      q, k_ref[ks, :], q_seg, kv_seg, i * bq, j * bk, masked, scale
+      q, k_ref[ks, :], q_seg, kv_seg, i * bq + offset, j * bk, masked, scale
     )
     m_new = jnp.maximum(m, jnp.max(s, axis=1, keepdims=True))
     p = jnp.exp(s - m_new)
@@ -368,7 +395,7 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
     jnp.zeros((bq, 1), jnp.float32),
   )
   acc, m, den = _causal_loops(
-    body, *_kv_blocks_upto(i, bq, bk, S // bk, causal), init
+    body, *_kv_blocks_upto(i, bq, bk, S // bk, causal, offset), init
   )
   empty = den == 0.0
   l_safe = jnp.where(empty, 1.0, den)
@@ -393,7 +420,10 @@ def _backward(static, *args):
     mgpu_args = (q, k, v, do, lse[..., 0], delta[..., 0])
     mgpu_args += _flat_segments(q_seg, kv_seg)
     kw = dict(
-      causal=static.causal, sim=backend.simulating(), blocks=static.blocks
+      causal=static.causal,
+      offset=static.offset,
+      sim=backend.simulating(),
+      blocks=static.blocks,
     )
     dq = _mgpu().backward_dq(*mgpu_args, **kw)
     dk, dv = _mgpu().backward_dkv(*mgpu_args, **kw)
@@ -404,7 +434,7 @@ def _backward(static, *args):
 
 
 def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
-  causal, plat, blocks = static
+  causal, plat, blocks, offset = static
   _, _, bq, bk, warps, stages = blocks
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
@@ -425,7 +455,13 @@ def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     in_specs += _seg_specs(bq, S, lambda b, h, i: (b, i, 0))
     args += [q_seg, kv_seg]
   kernel = functools.partial(
-    _dq_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
+    _dq_kernel,
+    causal=causal,
+    offset=offset,
+    use_seg=use_seg,
+    bq=bq,
+    bk=bk,
+    scale=E**-0.5,
   )
   dq = pl.pallas_call(
     kernel,
@@ -440,7 +476,7 @@ def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
   return dq
 
 
-def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
+def _dq_kernel(*refs, causal, offset, use_seg, bq, bk, scale):
   if use_seg:
     q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref, qs_ref, ks_ref, dq_ref = refs
   else:
@@ -456,12 +492,12 @@ def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
     kv_seg = ks_ref[:, ks] if use_seg else None
     k, v = k_ref[ks, :], v_ref[ks, :]
     s, mask = backend.masked_scores(
-      q, k, q_seg, kv_seg, i * bq, j * bk, masked, scale
+      q, k, q_seg, kv_seg, i * bq + offset, j * bk, masked, scale
     )
     _, ds = backend.probs_and_dscores(s, mask, lse, do, v, delta)
     return dq + backend.dot(ds.astype(k.dtype), k, (1, 0))
 
-  blocks = _kv_blocks_upto(i, bq, bk, S // bk, causal)
+  blocks = _kv_blocks_upto(i, bq, bk, S // bk, causal, offset)
   dq = _causal_loops(body, *blocks, jnp.zeros((bq, E), jnp.float32))
   dq_ref[...] = (dq * scale).astype(dq_ref.dtype)
 
@@ -469,7 +505,7 @@ def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
 def _backward_dkv(
   static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta
 ):
-  causal, plat, blocks = static
+  causal, plat, blocks, offset = static
   _, _, bq, bk, warps, stages = blocks
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
@@ -501,6 +537,7 @@ def _backward_dkv(
   kernel = functools.partial(
     _dkv_kernel,
     causal=causal,
+    offset=offset,
     use_seg=use_seg,
     G=G,
     bq=bq,
@@ -524,7 +561,7 @@ def _backward_dkv(
   return (dk), (dv)
 
 
-def _dkv_kernel(*refs, causal, use_seg, G, bq, bk, scale):
+def _dkv_kernel(*refs, causal, offset, use_seg, G, bq, bk, scale):
   if use_seg:
     q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref, qs_ref, ks_ref = refs[:8]
   else:
@@ -546,7 +583,7 @@ def _dkv_kernel(*refs, causal, use_seg, G, bq, bk, scale):
     lse, delta = lse_ref[g, qs, :], d_ref[g, qs, :]
     q_seg = qs_ref[qs, :] if use_seg else None
     s, mask = backend.masked_scores(
-      q, k, q_seg, kv_seg, i * bq, j * bk, masked, scale
+      q, k, q_seg, kv_seg, i * bq + offset, j * bk, masked, scale
     )
     p, ds = backend.probs_and_dscores(s, mask, lse, do, v, delta)
     dv = dv + backend.dot(p.astype(do.dtype), do, (0, 0))
@@ -556,8 +593,9 @@ def _dkv_kernel(*refs, causal, use_seg, G, bq, bk, scale):
   # Causal: query blocks before this kv block see none of it; those from
   # `unmasked` on see all of it.
   nq = T // bq
-  first = jax.lax.div(j * bk, bq) if causal else 0
-  unmasked = jnp.minimum(nq, pl.cdiv(j * bk + bk - 1, bq)) if causal else 0
+  first, unmasked = 0, 0
+  if causal:
+    first, unmasked = backend.causal_q_blocks(j, bq, bk, nq, offset)
 
   def head(g, carry):
     step = functools.partial(body, g=g, masked=True)

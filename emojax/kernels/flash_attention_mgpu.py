@@ -221,12 +221,20 @@ def _tile_index(reverse, n_tiles):
   return n_tiles - 1 - i if reverse else i
 
 
-def _kv_blocks(row0, n_rows, bk, causal, n_kv):
-  """(seen, unmasked): how many kv blocks of `bk` the queries row0 ..
-  row0 + n_rows - 1 see, and how many of those need no causal mask."""
+def _kv_blocks(pos0, n_rows, bk, causal, n_kv):
+  """(seen, unmasked): how many kv blocks of `bk` the queries at key
+  positions pos0 .. pos0 + n_rows - 1 see, and how many of those lie
+  wholly at or before pos0, so need no causal mask."""
   if not causal:
     return n_kv, n_kv
-  return pl.cdiv(row0 + n_rows, bk), lax.div(row0, bk)
+  seen = jnp.minimum(pl.cdiv(pos0 + n_rows, bk), n_kv)
+  return seen, jnp.minimum(lax.div(pos0 + 1, bk), seen)
+
+
+def _q_blocks(kv0, bq, offset, n_q):
+  """The first query block (of bq) with a query at or after key position
+  kv0, query 0 being at position `offset`."""
+  return jnp.minimum(lax.div(jnp.maximum(kv0 - offset, 0), bq), n_q)
 
 
 def _write_out(*outs):
@@ -278,12 +286,15 @@ def _stream(n, slots, load, used):
 # --- forward --------------------------------------------------------------
 
 
-def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
+def forward(
+  q, k, v, q_seg, kv_seg, *, causal, offset=0, sim, blocks=DEFAULT_BLOCKS
+):
   """(o [B, T, H, E], lse [B, H, T] fp32, natural log).
 
   q [B, T, H, E], k and v [B, S, K, E]; T and S divide by
   `blocks.multiple`. q_seg [B, T] and kv_seg [B, S] int32, or both None:
-  a query attends to keys of an equal segment id.
+  a query attends to keys of an equal segment id. Query t sits at key
+  position offset + t (the causal mask).
   """
   B, T, H, E = q.shape
   S, K = k.shape[1], k.shape[2]
@@ -301,7 +312,8 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
     b, h, wg = (lax.axis_index(a) for a in ("batch", "heads", "wg"))
     tile = _tile_index(causal, n_tiles)
     # kv blocks the CTA streams: those its last row sees.
-    n, _ = _kv_blocks(tile * blocks.tile, blocks.tile, bk, causal, n_kv)
+    cta0 = tile * blocks.tile + offset
+    n, _ = _kv_blocks(cta0, blocks.tile, bk, causal, n_kv)
 
     def ping_pong():
       plgpu.barrier_arrive(sched)
@@ -313,7 +325,7 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
       qo_smem, lse_smem = qo_smem2.at[wg], lse_smem2.at[wg]
       row0 = tile * blocks.tile + wg * bq
       rows = pl.ds(row0, bq)
-      steps, full = _kv_blocks(row0, bq, bk, causal, n_kv)
+      steps, full = _kv_blocks(row0 + offset, bq, bk, causal, n_kv)
       plgpu.copy_gmem_to_smem(q_ref.at[b, rows, h], qo_smem, q_bars.at[wg])
       q_seg = None
       if use_seg:
@@ -342,7 +354,7 @@ def forward(q, k, v, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS):
           kv_seg = _load_vec(ks_smem.at[slot], COL, sim)
           seg = (_rows(q_seg, s.shape), _cols(kv_seg, s.shape))
         plgpu.barrier_arrive(k_used.at[slot])
-        s = _mask(s, (row0, j * bk) if masked else None, seg, sim)
+        s = _mask(s, (row0 + offset, j * bk) if masked else None, seg, sim)
         # Unscaled scores; the scale goes into the max and into exp2's
         # argument, where it fuses into one multiply-add.
         m_new = jnp.maximum(m, s.max(axis=1) * scale2)
@@ -482,7 +494,19 @@ def _entry(kernel, smem, bars, *, name, n_in, use_seg):
 
 
 def backward_dq(
-  q, k, v, do, lse, delta, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS
+  q,
+  k,
+  v,
+  do,
+  lse,
+  delta,
+  q_seg,
+  kv_seg,
+  *,
+  causal,
+  offset=0,
+  sim,
+  blocks=DEFAULT_BLOCKS,
 ):
   """dq [B, T, H, E]. lse, delta: [B, H, T] fp32 (natural-log logsumexp
   and rowsum(o * do)); the rest as `forward`."""
@@ -503,7 +527,9 @@ def backward_dq(
     q_bars, kv_bars, used = bars
     b, h, wg = (lax.axis_index(a) for a in ("batch", "heads", "wg"))
     tile = _tile_index(causal, n_tiles)
-    n, _ = _kv_blocks(tile * blocks.tile, blocks.tile, bk, causal, n_kv)
+    n, _ = _kv_blocks(
+      tile * blocks.tile + offset, blocks.tile, bk, causal, n_kv
+    )
 
     @pl.when(wg < 2)
     def _compute():
@@ -511,7 +537,7 @@ def backward_dq(
       q_smem, do_smem = q_smem2.at[wg], do_smem2.at[wg]
       row0 = tile * blocks.tile + wg * bq
       rows = pl.ds(row0, bq)
-      steps, full = _kv_blocks(row0, bq, bk, causal, n_kv)
+      steps, full = _kv_blocks(row0 + offset, bq, bk, causal, n_kv)
       copies = [
         (q_ref.at[b, rows, h], q_smem),
         (do_ref.at[b, rows, h], do_smem),
@@ -540,7 +566,7 @@ def backward_dq(
         if use_seg:
           kv_seg = _load_vec(ks_smem.at[slot], COL, sim)
           seg = (_rows(q_seg, s.shape), _cols(kv_seg, s.shape))
-        s = _mask(s, (row0, j * bk) if masked else None, seg, sim)
+        s = _mask(s, (row0 + offset, j * bk) if masked else None, seg, sim)
         p = jnp.exp2(s * scale2 - _rows(lse2, s.shape))
         ds = p * (dp - _rows(delta, dp.shape))
         (dq,) = _mm((dq, ds.astype(dtype), k_blk, False), sim=sim)
@@ -605,7 +631,19 @@ def backward_dq(
 
 
 def backward_dkv(
-  q, k, v, do, lse, delta, q_seg, kv_seg, *, causal, sim, blocks=DEFAULT_BLOCKS
+  q,
+  k,
+  v,
+  do,
+  lse,
+  delta,
+  q_seg,
+  kv_seg,
+  *,
+  causal,
+  offset=0,
+  sim,
+  blocks=DEFAULT_BLOCKS,
 ):
   """(dk, dv) [B, S, K, E]: a CTA owns 2 x 64 kv rows of one kv head and
   streams the query blocks of its G query heads (all of head 0's that
@@ -629,7 +667,7 @@ def backward_dkv(
     b, n_head, wg = (lax.axis_index(a) for a in ("batch", "heads", "wg"))
     tile = _tile_index(False, n_tiles)
     # Query blocks streamed per query head: those the tile's first row sees.
-    first = lax.div(tile * blocks.tile, bq) if causal else 0
+    first = _q_blocks(tile * blocks.tile, bq, offset, n_q) if causal else 0
     per_head = n_q - first
 
     @pl.when(wg < 2)
@@ -650,8 +688,9 @@ def backward_dkv(
       kv_seg = _load_vec(ks_smem2.at[wg], ROW, sim) if use_seg else None
       # Query blocks before `mine` see none of these keys; from `unmasked`
       # on every query is at or after every key.
-      mine = lax.div(row0, bq) if causal else first
-      unmasked = pl.cdiv(row0 + bk - 1, bq) if causal else first
+      mine = _q_blocks(row0, bq, offset, n_q) if causal else first
+      unmasked = _q_blocks(row0 + bk - 1 + bq - 1, bq, offset, n_q)
+      unmasked = unmasked if causal else first
 
       def q_step(i, carry, g, masked):
         dk, dv = carry
@@ -668,7 +707,7 @@ def backward_dkv(
         if use_seg:
           q_seg = _load_vec(qs_smem.at[slot], COL, sim)
           seg = (_rows(kv_seg, s_t.shape), _cols(q_seg, s_t.shape))
-        causal_at = (row0, i * bq) if masked else None
+        causal_at = (row0, i * bq + offset) if masked else None
         s_t = _mask(s_t, causal_at, seg, sim, kv_rows=True)
         p_t = jnp.exp2(s_t * scale2 - _cols(lse2, s_t.shape))
         delta = _load_vec(d_smem.at[slot], COL, sim)

@@ -46,31 +46,32 @@ def _when(cond):
   return (lambda body: body()) if cond is None else pl.when(cond)
 
 
-def _last_kv_block(i, bq, bk):
-  """The last kv block that q block i attends to (causal)."""
-  return jax.lax.div((i + 1) * bq - 1, bk)
+def _last_kv_block(i, bq, bk, offset):
+  """The last kv block that q block i attends to (causal; query 0 is at
+  key position `offset`)."""
+  return jax.lax.div(i * bq + bq - 1 + offset, bk)
 
 
-def _first_q_block(j, bq, bk):
+def _first_q_block(j, bq, bk, offset):
   """The first q block that attends to kv block j (causal)."""
-  return jax.lax.div(j * bk, bq)
+  return jax.lax.div(jnp.maximum(j * bk - offset, 0), bq)
 
 
-def _kv_index(causal, bq, bk):
+def _kv_index(causal, bq, bk, offset):
   """kv block j, or for causal the last useful one (no extra copy)."""
   if not causal:
     return lambda i, j: j
-  return lambda i, j: jnp.minimum(j, _last_kv_block(i, bq, bk))
+  return lambda i, j: jnp.minimum(j, _last_kv_block(i, bq, bk, offset))
 
 
 def _heads_first(*xs_BTNE):
   return [x.transpose(0, 2, 1, 3) for x in xs_BTNE]
 
 
-def _q_major_specs(causal, bq, bk, E, G):
+def _q_major_specs(causal, offset, bq, bk, E, G):
   """Blocks for the grid (B, H, q block i, kv block j): q rows, kv rows,
   row statistics and the two segment-id blocks."""
-  kv = _kv_index(causal, bq, bk)
+  kv = _kv_index(causal, bq, bk, offset)
   q_spec = pl.BlockSpec((None, None, bq, E), lambda b, h, i, j: (b, h, i, 0))
   kv_spec = pl.BlockSpec(
     (None, None, bk, E), lambda b, h, i, j: (b, h // G, kv(i, j), 0)
@@ -82,11 +83,11 @@ def _q_major_specs(causal, bq, bk, E, G):
 
 def forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
   """(o [B, T, H, E], lse [B, H, T, 1])."""
-  causal, plat, (bq, bk, *_) = static
+  causal, plat, (bq, bk, *_), offset = static
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   q_spec, kv_spec, row_spec, seg_specs = _q_major_specs(
-    causal, bq, bk, E, H // K
+    causal, offset, bq, bk, E, H // K
   )
   in_specs = [q_spec, kv_spec, kv_spec]
   args = _heads_first(q_BTHE, k_BSKE, v_BSKE)
@@ -95,7 +96,13 @@ def forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
     in_specs += seg_specs
     args += [q_seg_BT1, kv_seg_B1S]
   kernel = functools.partial(
-    _fwd_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
+    _fwd_kernel,
+    causal=causal,
+    offset=offset,
+    use_seg=use_seg,
+    bq=bq,
+    bk=bk,
+    scale=E**-0.5,
   )
   o_BHTE, lse_BHT1 = pl.pallas_call(
     kernel,
@@ -134,7 +141,7 @@ def _unpack(refs, use_seg, n_in):
   return ins, segs, rest
 
 
-def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
+def _fwd_kernel(*refs, causal, offset, use_seg, bq, bk, scale):
   (q_ref, k_ref, v_ref), (qs_ref, ks_ref), rest = _unpack(refs, use_seg, 3)
   o_ref, lse_ref, acc_ref, m_ref, l_ref = rest
   i, j = pl.program_id(2), pl.program_id(3)
@@ -145,12 +152,19 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
     m_ref[...] = jnp.full_like(m_ref, backend.NEG)
     l_ref[...] = jnp.zeros_like(l_ref)
 
-  @_when(j <= _last_kv_block(i, bq, bk) if causal else None)
+  @_when(j <= _last_kv_block(i, bq, bk, offset) if causal else None)
   def _step():
     q_seg = qs_ref[...] if use_seg else None
     kv_seg = ks_ref[...] if use_seg else None
     s, mask = backend.masked_scores(
-      q_ref[...], k_ref[...], q_seg, kv_seg, i * bq, j * bk, causal, scale
+      q_ref[...],
+      k_ref[...],
+      q_seg,
+      kv_seg,
+      i * bq + offset,
+      j * bk,
+      causal,
+      scale,
     )
     m = m_ref[...]
     m_new = jnp.maximum(m, jnp.max(s, axis=1, keepdims=True))
@@ -175,11 +189,11 @@ def _fwd_kernel(*refs, causal, use_seg, bq, bk, scale):
 
 
 def backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
-  causal, plat, (_, _, bq, bk, *_) = static
+  causal, plat, (_, _, bq, bk, *_), offset = static
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   q_spec, kv_spec, row_spec, seg_specs = _q_major_specs(
-    causal, bq, bk, E, H // K
+    causal, offset, bq, bk, E, H // K
   )
   in_specs = [q_spec, kv_spec, kv_spec, q_spec, row_spec, row_spec]
   args = [*_heads_first(q_BTHE, k_BSKE, v_BSKE, do), lse, delta]
@@ -188,7 +202,13 @@ def backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     in_specs += seg_specs
     args += [q_seg, kv_seg]
   kernel = functools.partial(
-    _dq_kernel, causal=causal, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
+    _dq_kernel,
+    causal=causal,
+    offset=offset,
+    use_seg=use_seg,
+    bq=bq,
+    bk=bk,
+    scale=E**-0.5,
   )
   dq_BHTE = pl.pallas_call(
     kernel,
@@ -204,7 +224,7 @@ def backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
   return _heads_first(dq_BHTE)[0]
 
 
-def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
+def _dq_kernel(*refs, causal, offset, use_seg, bq, bk, scale):
   ins, (qs_ref, ks_ref), (dq_ref, acc_ref) = _unpack(refs, use_seg, 6)
   q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref = ins
   i, j = pl.program_id(2), pl.program_id(3)
@@ -213,13 +233,13 @@ def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
   def _init():
     acc_ref[...] = jnp.zeros_like(acc_ref)
 
-  @_when(j <= _last_kv_block(i, bq, bk) if causal else None)
+  @_when(j <= _last_kv_block(i, bq, bk, offset) if causal else None)
   def _step():
     q_seg = qs_ref[...] if use_seg else None
     kv_seg = ks_ref[...] if use_seg else None
     k, v = k_ref[...], v_ref[...]
     s, mask = backend.masked_scores(
-      q_ref[...], k, q_seg, kv_seg, i * bq, j * bk, causal, scale
+      q_ref[...], k, q_seg, kv_seg, i * bq + offset, j * bk, causal, scale
     )
     _, ds = backend.probs_and_dscores(
       s, mask, lse_ref[...], do_ref[...], v, d_ref[...]
@@ -232,7 +252,7 @@ def _dq_kernel(*refs, causal, use_seg, bq, bk, scale):
 
 
 def backward_dkv(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
-  causal, plat, (_, _, bq, bk, *_) = static
+  causal, plat, (_, _, bq, bk, *_), offset = static
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   G, nq = H // K, T // bq
@@ -241,7 +261,8 @@ def backward_dkv(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     """(query head within the group, q block) of inner step `step`."""
     i = step % nq
     if causal:
-      i = jnp.maximum(i, _first_q_block(j, bq, bk))
+      first = jnp.minimum(_first_q_block(j, bq, bk, offset), nq - 1)
+      i = jnp.maximum(i, first)
     return step // nq, i
 
   def q_index(b, n, j, step):
@@ -260,6 +281,7 @@ def backward_dkv(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
   kernel = functools.partial(
     _dkv_kernel,
     causal=causal,
+    offset=offset,
     use_seg=use_seg,
     nq=nq,
     bq=bq,
@@ -281,7 +303,7 @@ def backward_dkv(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
   return tuple(_heads_first(dk_BKSE, dv_BKSE))
 
 
-def _dkv_kernel(*refs, causal, use_seg, nq, bq, bk, scale):
+def _dkv_kernel(*refs, causal, offset, use_seg, nq, bq, bk, scale):
   ins, (qs_ref, ks_ref), rest = _unpack(refs, use_seg, 6)
   q_ref, k_ref, v_ref, do_ref, lse_ref, d_ref = ins
   dk_ref, dv_ref, dk_acc, dv_acc = rest
@@ -294,13 +316,13 @@ def _dkv_kernel(*refs, causal, use_seg, nq, bq, bk, scale):
     dv_acc[...] = jnp.zeros_like(dv_acc)
 
   # Causal: q blocks before this kv block see none of it.
-  @_when(i >= _first_q_block(j, bq, bk) if causal else None)
+  @_when(i >= _first_q_block(j, bq, bk, offset) if causal else None)
   def _step():
     q_seg = qs_ref[...] if use_seg else None
     kv_seg = ks_ref[...] if use_seg else None
     q, do, k, v = q_ref[...], do_ref[...], k_ref[...], v_ref[...]
     s, mask = backend.masked_scores(
-      q, k, q_seg, kv_seg, i * bq, j * bk, causal, scale
+      q, k, q_seg, kv_seg, i * bq + offset, j * bk, causal, scale
     )
     p, ds = backend.probs_and_dscores(s, mask, lse_ref[...], do, v, d_ref[...])
     dv_acc[...] += backend.dot(p.astype(do.dtype), do, (0, 0))

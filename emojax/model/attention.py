@@ -119,15 +119,17 @@ def attend(
   mask_BTS = make_mask(
     q_segment_BT, kv_segment_BS, q_index_BT, kv_index_BS, causal
   )
-  T, S = q_BTHE.shape[1], k_BSKE.shape[1]
   if impl == "cudnn":
     out = cudnn_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
-  elif impl == "pallas" and T == S:
-    # Slots equal array positions: the flash kernel's causal mask applies.
-    flash = lambda q, k, v, seg: kernels.flash_attention(
-      q, k, v, causal=causal, segment_ids=seg
+  elif impl == "pallas":
+    # The kernel's causal mask puts the queries at the last T of the S
+    # key positions: self-attention (T == S) and completions after their
+    # shared prompt (`prefix`), which is how the model calls it.
+    flash = lambda q, k, v, q_seg, kv_seg: kernels.flash_attention(
+      q, k, v, causal=causal, segment_ids=q_seg, kv_segment_ids=kv_seg
     )
-    out = _sharded(flash, (q_BTHE, k_BSKE, v_BSKE, q_segment_BT), 2)
+    args = (q_BTHE, k_BSKE, v_BSKE, q_segment_BT, kv_segment_BS)
+    out = _sharded(flash, args, 2)
   else:
     out = xla_attention(q_BTHE, k_BSKE, v_BSKE, mask_BTS)
   return sharding.constrain(out, ("batch", "act_seq", "heads", None))

@@ -84,13 +84,59 @@ def test_twin_matches_jax_dot_product_attention(causal):
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
+def _prefix_inputs(B=2, T=40, S=100, H=4, K=2, E=64, dtype=jnp.float32):
+  """Completions (T queries) after a left-padded prompt: keys [B, S] are
+  [prompt | completions], the queries the last T positions; ragged
+  completion lengths, and row 1 has a gap of padding inside its prompt."""
+  q, _, _, do = _inputs(B, T, H, K, E, dtype)
+  _, k, v, _ = _inputs(B, S, H, K, E, dtype, seed=1)
+  kv_seg = np.ones((B, S), np.int32)
+  kv_seg[0, :10] = 0
+  kv_seg[1, 50:55] = 0
+  q_seg = np.ones((B, T), np.int32)
+  q_seg[0, 30:] = 0
+  kv_seg[0, S - T + 30 :] = 0
+  return q, k, v, do, jnp.asarray(q_seg), jnp.asarray(kv_seg)
+
+
+def test_prefix_twin_matches_jax_dot_product_attention():
+  q, k, v, _, q_seg, kv_seg = _prefix_inputs()
+  T, S = q.shape[1], k.shape[1]
+  same = q_seg[:, :, None] == kv_seg[:, None, :]
+  causal = jnp.arange(S)[None, :] <= (S - T + jnp.arange(T))[:, None]
+  mask = same & (kv_seg != 0)[:, None, :] & causal[None]
+  want = jax.nn.dot_product_attention(q, k, v, mask=mask[:, None])
+  got = flash_attention_ref(
+    q, k, v, causal=True, segment_ids=q_seg, kv_segment_ids=kv_seg
+  )
+  real = np.asarray(q_seg) != 0
+  np.testing.assert_allclose(got[real], want[real], atol=1e-5, rtol=1e-5)
+  np.testing.assert_array_equal(got[~real], 0.0)
+
+
+def test_prefix_matches_twin_values_and_grads():
+  # T and S are no block multiples; query 0 sits at key position 60.
+  q, k, v, do, q_seg, kv_seg = _prefix_inputs()
+  kw = dict(causal=True, segment_ids=q_seg, kv_segment_ids=kv_seg)
+  got = _value_and_grads(flash_attention, q, k, v, do, **kw)
+  want = _value_and_grads(flash_attention_ref, q, k, v, do, **kw)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(g, w, atol=2e-5, rtol=2e-5)
+
+
 def test_bad_shapes_say_what_to_fix():
   q, k, v, _ = _inputs(1, 16, 3, 2, 64, jnp.float32)
   with pytest.raises(ValueError, match="multiple of K"):
     flash_attention(q, k, v)
   q, k, v, _ = _inputs(1, 16, 2, 2, 64, jnp.float32)
-  with pytest.raises(ValueError, match="S == T"):
+  with pytest.raises(ValueError, match="needs T <= S"):
     flash_attention(q, k[:, :8], v[:, :8])
+  seg = jnp.ones((1, 16), jnp.int32)
+  k2, v2 = (jnp.concatenate([x, x], 1) for x in (k, v))
+  with pytest.raises(ValueError, match="pass the keys' segment ids"):
+    flash_attention(q, k2, v2, segment_ids=seg)
+  with pytest.raises(ValueError, match=r"kv_segment_ids must be int \[B, S\]"):
+    flash_attention(q, k2, v2, segment_ids=seg, kv_segment_ids=seg)
 
 
 @pytest.mark.gpu

@@ -32,6 +32,27 @@ def _loss(causal, use_seg):
   return loss
 
 
+def test_prefix_value_and_gradient_lower_for_hopper():
+  """GRPO's completions (512 queries) after their shared prompt (1024)."""
+
+  def loss(q, k, v, q_seg, kv_seg):
+    o = kernels.flash_attention(
+      q, k, v, segment_ids=q_seg, kv_segment_ids=kv_seg
+    )
+    return jnp.sum(o.astype(jnp.float32))
+
+  B, T, S, H, K, E = 16, 512, 1536, 28, 4, 128
+  specs = (
+    SDS((B, T, H, E), BF16),
+    SDS((B, S, K, E), BF16),
+    SDS((B, S, K, E), BF16),
+    SDS((B, T), jnp.int32),
+    SDS((B, S), jnp.int32),
+  )
+  text = _lowered(jax.grad(loss, argnums=(0, 1, 2)), *specs)
+  assert text.count("@mosaic_gpu_v2(") == 3
+
+
 def _lowered(fn, *specs, hopper=True):
   with backend.target("gpu", hopper=hopper):
     traced = jax.jit(lambda *a: fn(*a)).trace(*specs)
@@ -102,28 +123,33 @@ def _segments(T):
 @pytest.mark.slow  # ~30-60 s each: the interpreter runs every thread
 @pytest.mark.timeout(900)  # a barrier deadlock must fail, not hang CI
 @pytest.mark.parametrize(
-  "T,H,K,E,causal,use_seg",
+  "T,S,H,K,E,causal,use_seg",
   [
     # GQA 2, causal, packed: masked, unmasked, drained and skipped blocks,
     # segments on every path, two query tiles and four kv blocks.
-    (256, 4, 2, 64, True, True),
+    (256, 256, 4, 2, 64, True, True),
     # MHA E = 128, full attention on a ragged length (padded keys masked).
-    (200, 2, 2, 128, False, False),
+    (200, 200, 2, 2, 128, False, False),
+    # Completions after their shared prompt: 128 queries at the end of
+    # 384 keys (query 0 at key 256), ids the keys' last 128.
+    (128, 384, 2, 1, 64, True, True),
   ],
 )
-def test_simulated_kernels_match_twin(T, H, K, E, causal, use_seg):
+def test_simulated_kernels_match_twin(T, S, H, K, E, causal, use_seg):
   ks = jax.random.split(jax.random.key(0), 4)
   q = jax.random.normal(ks[0], (1, T, H, E), BF16)
-  k = jax.random.normal(ks[1], (1, T, K, E), BF16)
-  v = jax.random.normal(ks[2], (1, T, K, E), BF16)
+  k = jax.random.normal(ks[1], (1, S, K, E), BF16)
+  v = jax.random.normal(ks[2], (1, S, K, E), BF16)
   do = jax.random.normal(ks[3], (1, T, H, E), BF16)
-  seg = _segments(T) if use_seg else None
+  kv_seg = _segments(S) if use_seg else None
+  seg = kv_seg[:, S - T :] if use_seg else None
+  kw = dict(causal=causal, segment_ids=seg)
+  if S != T:
+    kw["kv_segment_ids"] = kv_seg
 
   def value_and_grads(fn):
     def run(q, k, v):
-      o, vjp = jax.vjp(
-        lambda q, k, v: fn(q, k, v, causal=causal, segment_ids=seg), q, k, v
-      )
+      o, vjp = jax.vjp(lambda q, k, v: fn(q, k, v, **kw), q, k, v)
       return o, vjp(do.astype(o.dtype))
 
     return run

@@ -172,6 +172,34 @@ def test_flash_attention_simulated_matches_twin(plat, T, E, causal, packed):
     np.testing.assert_allclose(g, w, atol=2e-5, rtol=2e-5)
 
 
+@pytest.mark.parametrize("plat", ["gpu", "tpu"])
+def test_flash_attention_prefix_simulated_matches_twin(plat):
+  # Completions after a shared prompt: 70 queries at the end of 300 keys
+  # (query 0 at key 230), left-padded prompt, ragged completion ends.
+  B, T, S, H, K, E = 1, 70, 300, 4, 2, 64
+  ks = jax.random.split(jax.random.key(5), 4)
+  q = jax.random.normal(ks[0], (B, T, H, E))
+  k = jax.random.normal(ks[1], (B, S, K, E))
+  v = jax.random.normal(ks[2], (B, S, K, E))
+  do = jax.random.normal(ks[3], (B, T, H, E))
+  q_seg = jnp.asarray(np.r_[np.ones(60), np.zeros(10)][None], jnp.int32)
+  kv_seg = np.r_[np.zeros(20), np.ones(270), np.zeros(10)][None]
+  kv_seg = jnp.asarray(kv_seg, jnp.int32)
+  kw = dict(causal=True, segment_ids=q_seg, kv_segment_ids=kv_seg)
+
+  def value_and_grads(fn):
+    def run(q, k, v):
+      o, vjp = jax.vjp(lambda q, k, v: fn(q, k, v, **kw), q, k, v)
+      return o, vjp(do)
+
+    return run
+
+  got = _simulated(plat, value_and_grads(kernels.flash_attention), q, k, v)
+  want = jax.jit(value_and_grads(kernels.flash_attention_ref))(q, k, v)
+  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
+    np.testing.assert_allclose(g, w, atol=2e-5, rtol=2e-5)
+
+
 @pytest.mark.parametrize(
   "plat,S", [("gpu", 100), ("tpu", 100), ("tpu", 1300)], ids=str
 )

@@ -113,3 +113,24 @@ def test_rows_must_be_whole_groups():
     prefix.hidden_states(
       params, cfg, prompts, jnp.ones((5, 3), jnp.int32), jnp.ones((5, 3))
     )
+
+
+def test_pallas_attention_equals_xla_on_the_shared_layout():
+  """The flash kernel with T < S (completions after their prompt's keys)
+  gives XLA's logprobs and gradients (interpret mode on CPU; ~50 s, so the
+  text model only: the VLM takes the same kernel call)."""
+  cfg, prompts = _text_case()
+  params = params_lib.init(specs(cfg), jax.random.key(1))
+  shared, _, _, mask_BC = _both_layouts(cfg, prompts, seed=1)
+
+  def loss(p, cfg):
+    logp_BC, ent_BC = logprobs.completion_logprobs(p, cfg, shared, None)
+    return jnp.sum((logp_BC + 0.1 * ent_BC) * mask_BC), logp_BC
+
+  grad_fn = jax.jit(jax.value_and_grad(loss, has_aux=True), static_argnums=1)
+  (_, logp), g = grad_fn(params, cfg.replace(attention="pallas"))
+  (_, logp_ref), g_ref = grad_fn(params, cfg)
+  m = mask_BC.astype(bool)
+  np.testing.assert_allclose(logp[m], logp_ref[m], rtol=1e-5, atol=1e-5)
+  for a, b in zip(jax.tree.leaves(g), jax.tree.leaves(g_ref), strict=True):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
