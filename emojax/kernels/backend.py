@@ -146,6 +146,13 @@ def next_pow2(n: int) -> int:
   return pl.next_power_of_2(n)
 
 
+def flash_kw(causal, offset, use_seg, bq, bk, E) -> dict:
+  """The keyword arguments every flash-attention kernel body takes."""
+  return dict(
+    causal=causal, offset=offset, use_seg=use_seg, bq=bq, bk=bk, scale=E**-0.5
+  )
+
+
 def causal_kv_blocks(i, bq, bk, nk, offset):
   """(unmasked, seen): how many kv blocks (of bk) query block i (of bq)
   sees under a causal mask, and how many of those lie wholly at or

@@ -299,13 +299,7 @@ def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
     _row_spec(bq),
   ]
   kernel = functools.partial(
-    _fwd_kernel,
-    causal=causal,
-    offset=offset,
-    use_seg=use_seg,
-    bq=bq,
-    bk=bk,
-    scale=E**-0.5,
+    _fwd_kernel, **backend.flash_kw(causal, offset, use_seg, bq, bk, E)
   )
   o, lse_BHT1 = pl.pallas_call(
     kernel,
@@ -455,13 +449,7 @@ def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     in_specs += _seg_specs(bq, S, lambda b, h, i: (b, i, 0))
     args += [q_seg, kv_seg]
   kernel = functools.partial(
-    _dq_kernel,
-    causal=causal,
-    offset=offset,
-    use_seg=use_seg,
-    bq=bq,
-    bk=bk,
-    scale=E**-0.5,
+    _dq_kernel, **backend.flash_kw(causal, offset, use_seg, bq, bk, E)
   )
   dq = pl.pallas_call(
     kernel,
@@ -535,14 +523,7 @@ def _backward_dkv(
     in_specs += _seg_specs(T, bk, lambda b, n, j: (b, 0, j))
     args += [q_seg, kv_seg]
   kernel = functools.partial(
-    _dkv_kernel,
-    causal=causal,
-    offset=offset,
-    use_seg=use_seg,
-    G=G,
-    bq=bq,
-    bk=bk,
-    scale=E**-0.5,
+    _dkv_kernel, G=G, **backend.flash_kw(causal, offset, use_seg, bq, bk, E)
   )
   kv_shape = args[1].shape
   dk, dv = pl.pallas_call(

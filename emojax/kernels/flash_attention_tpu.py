@@ -96,13 +96,7 @@ def forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
     in_specs += seg_specs
     args += [q_seg_BT1, kv_seg_B1S]
   kernel = functools.partial(
-    _fwd_kernel,
-    causal=causal,
-    offset=offset,
-    use_seg=use_seg,
-    bq=bq,
-    bk=bk,
-    scale=E**-0.5,
+    _fwd_kernel, **backend.flash_kw(causal, offset, use_seg, bq, bk, E)
   )
   o_BHTE, lse_BHT1 = pl.pallas_call(
     kernel,
@@ -202,13 +196,7 @@ def backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     in_specs += seg_specs
     args += [q_seg, kv_seg]
   kernel = functools.partial(
-    _dq_kernel,
-    causal=causal,
-    offset=offset,
-    use_seg=use_seg,
-    bq=bq,
-    bk=bk,
-    scale=E**-0.5,
+    _dq_kernel, **backend.flash_kw(causal, offset, use_seg, bq, bk, E)
   )
   dq_BHTE = pl.pallas_call(
     kernel,
@@ -279,14 +267,7 @@ def backward_dkv(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     in_specs += _seg_specs(lambda b, n, j, s: (b, q_block(j, s)[1], j), bq, bk)
     args += [q_seg, kv_seg]
   kernel = functools.partial(
-    _dkv_kernel,
-    causal=causal,
-    offset=offset,
-    use_seg=use_seg,
-    nq=nq,
-    bq=bq,
-    bk=bk,
-    scale=E**-0.5,
+    _dkv_kernel, nq=nq, **backend.flash_kw(causal, offset, use_seg, bq, bk, E)
   )
   kv_shape = jax.ShapeDtypeStruct((B, K, S, E), k_BSKE.dtype)
   dk_BKSE, dv_BKSE = pl.pallas_call(

@@ -138,54 +138,43 @@ def _simulated(plat, fn, *args):
     return jax.jit(lambda *a: fn(*a))(*args)
 
 
-@pytest.mark.parametrize("plat", ["gpu", "tpu"])
-@pytest.mark.parametrize(
-  "T,E,causal,packed",
-  [(200, 64, True, True), (300, 128, False, False)],
-  ids=["causal-packed", "full-ragged"],
-)
-def test_flash_attention_simulated_matches_twin(plat, T, E, causal, packed):
-  # Padded to 2-3 blocks of 128: causal skips, several kv and q blocks.
+def _flash_case(T, S, E, causal, masks):
+  """Inputs and keyword arguments of a flash-attention check. masks:
+  None; 'packed' (two packed sequences then padding: every mask path);
+  'prefix' (T queries at the end of S keys, as completions after their
+  shared prompt: left-padded prompt, ragged completion ends)."""
   B, H, K = 1, 4, 2
-  ks = jax.random.split(jax.random.key(0), 4)
-  q = jax.random.normal(ks[0], (B, T, H, E))
-  k = jax.random.normal(ks[1], (B, T, K, E))
-  v = jax.random.normal(ks[2], (B, T, K, E))
-  do = jax.random.normal(ks[3], (B, T, H, E))
-  seg = None
-  if packed:  # Two packed sequences then padding: every mask path.
-    seg = np.r_[np.ones(120), np.full(60, 2), np.zeros(T - 180)][None]
-    seg = jnp.asarray(seg, jnp.int32)
-
-  def value_and_grads(fn):
-    def run(q, k, v):
-      o, vjp = jax.vjp(
-        lambda q, k, v: fn(q, k, v, causal=causal, segment_ids=seg), q, k, v
-      )
-      return o, vjp(do)
-
-    return run
-
-  got = _simulated(plat, value_and_grads(kernels.flash_attention), q, k, v)
-  want = jax.jit(value_and_grads(kernels.flash_attention_ref))(q, k, v)
-  for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-    np.testing.assert_allclose(g, w, atol=2e-5, rtol=2e-5)
-
-
-@pytest.mark.parametrize("plat", ["gpu", "tpu"])
-def test_flash_attention_prefix_simulated_matches_twin(plat):
-  # Completions after a shared prompt: 70 queries at the end of 300 keys
-  # (query 0 at key 230), left-padded prompt, ragged completion ends.
-  B, T, S, H, K, E = 1, 70, 300, 4, 2, 64
-  ks = jax.random.split(jax.random.key(5), 4)
+  ks = jax.random.split(jax.random.key(T + S), 4)
   q = jax.random.normal(ks[0], (B, T, H, E))
   k = jax.random.normal(ks[1], (B, S, K, E))
   v = jax.random.normal(ks[2], (B, S, K, E))
   do = jax.random.normal(ks[3], (B, T, H, E))
-  q_seg = jnp.asarray(np.r_[np.ones(60), np.zeros(10)][None], jnp.int32)
-  kv_seg = np.r_[np.zeros(20), np.ones(270), np.zeros(10)][None]
-  kv_seg = jnp.asarray(kv_seg, jnp.int32)
-  kw = dict(causal=True, segment_ids=q_seg, kv_segment_ids=kv_seg)
+  kw = dict(causal=causal)
+  if masks == "packed":
+    seg = np.r_[np.ones(120), np.full(60, 2), np.zeros(T - 180)][None]
+    kw["segment_ids"] = jnp.asarray(seg, jnp.int32)
+  if masks == "prefix":
+    q_seg = np.r_[np.ones(T - 10), np.zeros(10)][None]
+    kv_seg = np.r_[np.zeros(20), np.ones(S - 30), np.zeros(10)][None]
+    kw["segment_ids"] = jnp.asarray(q_seg, jnp.int32)
+    kw["kv_segment_ids"] = jnp.asarray(kv_seg, jnp.int32)
+  return (q, k, v, do), kw
+
+
+@pytest.mark.parametrize("plat", ["gpu", "tpu"])
+@pytest.mark.parametrize(
+  "T,S,E,causal,masks",
+  [
+    # Padded to 2-3 blocks of 128: causal skips, several kv and q blocks.
+    (200, 200, 64, True, "packed"),
+    (300, 300, 128, False, None),
+    # 70 queries at the end of 300 keys: query 0 at key 230.
+    (70, 300, 64, True, "prefix"),
+  ],
+  ids=["causal-packed", "full-ragged", "prefix"],
+)
+def test_flash_attention_simulated_matches_twin(plat, T, S, E, causal, masks):
+  (q, k, v, do), kw = _flash_case(T, S, E, causal, masks)
 
   def value_and_grads(fn):
     def run(q, k, v):
