@@ -58,9 +58,10 @@ LN2 = math.log(2.0)
 # warpgroup at 40 fill a multiprocessor's 64k (128 threads each).
 _COMPUTE_REGS, _MEMORY_REGS = 232, 40
 # dk/dv holds two [64, E] fp32 accumulators a warpgroup. At E = 128,
-# ptxas (sm_90a, `benchmark.py gpu_aot`) spilled 132 bytes a thread (spill
-# stores) at 232 registers and 104 at 240 (152 and 124 with segment ids);
-# other orders of its matmuls spilled more. 240 + 240 + 32 fill the 64k.
+# ptxas (sm_90a, `benchmark.py gpu_aot` prints today's figures) spilled
+# 132 bytes a thread (stores) at 232 registers and 104 at 240 (152 and
+# 124 with segment ids); other orders of its matmuls spilled more.
+# 240 + 240 + 32 fill the 64k.
 _DKV_COMPUTE_REGS, _DKV_MEMORY_REGS = 240, 32
 # A masked (unscaled) score. Not -inf: a row with nothing to attend to
 # yet would compute -inf - -inf. Not backend.NEG (-1e30) either: exp2's
