@@ -18,8 +18,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emojax import model as model_lib
 from emojax import rewards as rewards_lib
 from emojax import rollout as rollout_lib
+from emojax.model import params as params_lib
 from emojax.rewards import tags
 from emojax.rl import advantages, logprobs, loss, metrics
 
@@ -152,7 +154,7 @@ def grads(params, batch, inputs, *, cfg, rl_static, start=None, fused=False):
     return m["numerator"] / inputs["denominator"], m
 
   (value, m), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-  return g, value, m
+  return params_lib.constrain(g, model_lib.specs(cfg)), value, m
 
 
 def denominator(rl, mask_BC: np.ndarray) -> float:

@@ -13,6 +13,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from emojax import model as model_lib
+from emojax.model import params as params_lib
 from emojax.model.config import ModelConfig
 from emojax.rl import logprobs
 from emojax.train import batching
@@ -34,7 +36,7 @@ def grads(params, batch, denominator, *, cfg: ModelConfig, fused=False):
     return nll / denominator, n
 
   (loss, n), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
-  return g, loss, n
+  return params_lib.constrain(g, model_lib.specs(cfg)), loss, n
 
 
 def micro_batches(cfg: ModelConfig, batch, size: int, mesh=None, rules=None):
