@@ -18,6 +18,8 @@ give:
    value+grad) for per-token logprobs at the issue's shape (V = 152064,
    D = 3584, 8192 tokens, bf16): materialised logits against the chunked
    XLA and the fused Pallas paths.
+3. The same plan for a GRPO micro-batch gradient of Qwen2.5-7B sharded
+   over 8 H100s: what a device holds with each attention and logprob path.
 
 Needs, on any Linux x86-64 machine (no GPU, no driver):
   pip install jax-cuda12-plugin==JAX_VERSION jax-cuda12-pjrt==JAX_VERSION \
@@ -29,6 +31,7 @@ compile-only device does not use: this script skips that check).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import glob
 import os
 import re
@@ -194,6 +197,132 @@ def logprobs_memory(sharding) -> None:
     )
 
 
+@contextlib.contextmanager
+def _materialised_logprobs():
+  """The training losses' logprobs through the [B, T, V] reference (for
+  comparison only: training always runs the chunked or fused path)."""
+  from emojax import kernels
+
+  chunked = kernels.chunked_logprobs
+  kernels.chunked_logprobs = kernels.fused_logprobs_ref
+  try:
+    yield
+  finally:
+    kernels.chunked_logprobs = chunked
+
+
+def grpo_memory(quick: bool) -> None:
+  """The GRPO micro-batch gradient of Qwen2.5-7B (Facial-R1's language
+  model) on 8 compile-only H100s, weights and rows over `fsdp`: XLA:GPU's
+  memory plan per device for each attention and logprob path."""
+  import jax
+  import jax.numpy as jnp
+  from jax.experimental import topologies
+
+  from emojax import model as model_lib
+  from emojax import sharding
+  from emojax.kernels import backend
+  from emojax.model import config as config_lib
+  from emojax.model import params as params_lib
+  from emojax.train import grpo
+
+  topology = topologies.get_topology_desc(
+    "h100",
+    "cuda",
+    target_config=_target_config(H100_SXM),
+    topology="1x1x8",
+  )
+  mesh = sharding.make_mesh(
+    {"data": 1, "fsdp": -1, "tensor": 1}, devices=topology.devices
+  )
+  P, G, Tp, C = 8, 8, 1024, 512
+  B = P * G
+  base = config_lib.qwen2_5_7b().replace(dtype="bfloat16", remat=True)
+  if quick:
+    base = base.replace(num_layers=4)
+
+  def placed(shape, dtype, axes):
+    named = sharding.named_sharding(mesh, axes, shape=shape)
+    return jax.ShapeDtypeStruct(shape, dtype, sharding=named)
+
+  def rows(shape, dtype):
+    return placed(shape, dtype, ("batch",) + (None,) * (len(shape) - 1))
+
+  specs = model_lib.specs(base)
+  params = jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+    params_lib.abstract(specs),
+    params_lib.shardings(specs, mesh, None),
+  )
+  batch = {
+    "prompt": {
+      "input_ids": rows((P, Tp), jnp.int32),
+      "attention_mask": rows((P, Tp), jnp.int32),
+    },
+    "completion_ids": rows((B, C), jnp.int32),
+    "completion_mask": rows((B, C), jnp.int32),
+  }
+  inputs = {
+    "adv": rows((B,), jnp.float32),
+    "mask": rows((B, C), jnp.float32),
+    "ref_logp": rows((B, C), jnp.float32),
+    "denominator": placed((), jnp.float32, ()),
+  }
+  rl = dict(
+    loss_type="grpo",
+    epsilon=0.2,
+    epsilon_high=0.2,
+    importance_sampling_level="token",
+    beta=0.04,
+    kl_estimator="k3",
+    entropy_coef=0.0,
+    temperature=1.0,
+  )
+  print(
+    f"\nGRPO micro-batch gradient, Qwen2.5-7B ({base.num_layers} layers) "
+    f"bf16 compute, fp32 weights, remat; {P} prompts x G={G}, prompt {Tp} "
+    f"+ completion {C} tokens; 8 H100s, fsdp 8 (GiB a device)"
+  )
+  cases = [
+    ("xla", "chunked"),
+    ("pallas", "chunked"),
+    ("pallas", "fused"),
+    ("pallas", "materialised"),
+  ]
+  for attention, logp in cases:
+    cfg = base.replace(attention=attention)
+    jax.clear_caches()  # the materialised case traces the same signature
+    context = (
+      _materialised_logprobs()
+      if logp == "materialised"
+      else contextlib.nullcontext()
+    )
+    try:
+      with (
+        context,
+        sharding.use_rules(mesh),
+        backend.target("gpu", hopper=True),
+      ):
+        traced = grpo.grads.trace(
+          params,
+          batch,
+          inputs,
+          cfg=cfg,
+          rl_static=grpo.static_rl(rl),
+          fused=logp == "fused",
+        )
+        stats = traced.lower().compile().memory_analysis()
+    except Exception as e:  # noqa: BLE001 - report and keep compiling.
+      print(f"  {attention:6s} {logp:12s} failed: {str(e)[:300]}")
+      continue
+    print(
+      f"  attention {attention:6s} logprobs {logp:12s} "
+      f"weights {stats.argument_size_in_bytes / 2**30:5.2f}  "
+      f"temp {stats.temp_size_in_bytes / 2**30:5.2f}  "
+      f"gradients {stats.output_size_in_bytes / 2**30:5.2f}"
+    )
+
+
 def main(argv: list[str]) -> int:
   parser = argparse.ArgumentParser(prog="benchmark.py gpu_aot")
   parser.add_argument("--quick", action="store_true")
@@ -217,4 +346,5 @@ def main(argv: list[str]) -> int:
   print("target: compile-only NVIDIA H100 SXM (sm_90a), XLA:GPU + ptxas")
   hopper_attention(sharding, dump_dir, args.quick)
   logprobs_memory(sharding)
+  grpo_memory(args.quick)
   return 0
