@@ -57,11 +57,9 @@ LN2 = math.log(2.0)
 # Registers a thread: two compute warpgroups at 232 and the memory
 # warpgroup at 40 fill a multiprocessor's 64k (128 threads each).
 _COMPUTE_REGS, _MEMORY_REGS = 232, 40
-# dk/dv holds two [64, E] fp32 accumulators a warpgroup. At E = 128,
-# ptxas (sm_90a, `benchmark.py gpu_aot` prints today's figures) spilled
-# 132 bytes a thread (stores) at 232 registers and 104 at 240 (152 and
-# 124 with segment ids); other orders of its matmuls spilled more.
-# 240 + 240 + 32 fill the 64k.
+# dk/dv holds two [64, E] fp32 accumulators a warpgroup: at E = 128 and
+# 232 registers ptxas (sm_90a, `benchmark.py gpu_aot`) spilled 48 bytes a
+# thread, at 240 8. 240 + 240 + 32 fill the 64k.
 _DKV_COMPUTE_REGS, _DKV_MEMORY_REGS = 240, 32
 # A masked (unscaled) score. Not -inf: a row with nothing to attend to
 # yet would compute -inf - -inf. Not backend.NEG (-1e30) either: exp2's
@@ -693,9 +691,13 @@ def backward_dkv(
       unmasked = _q_blocks(row0 + bk - 1 + bq - 1, bq, offset, n_q)
       unmasked = unmasked if causal else first
 
-      def q_step(i, carry, g, masked):
+      # One flat loop per kind of block, over (query block, head) pairs
+      # t = i * G + g, heads innermost: nested loops over heads spilled
+      # more registers (ptxas).
+      def q_step(t, carry, masked):
         dk, dv = carry
-        slot = lax.rem(g * per_head + i - first, slots)
+        i = lax.div(t, G)
+        slot = lax.rem(t - first * G, slots)
         plgpu.barrier_wait(q_bars.at[slot])
         q_blk, do_blk = q_smem.at[slot], do_smem.at[slot]
         s_t, dp_t = _mm(
@@ -721,21 +723,18 @@ def backward_dkv(
         plgpu.barrier_arrive(used.at[slot])
         return dk, dv
 
-      def skip(i, carry, g):
-        slot = lax.rem(g * per_head + i - first, slots)
+      def skip(t, carry):
+        slot = lax.rem(t - first * G, slots)
         plgpu.barrier_wait(q_bars.at[slot])
         plgpu.barrier_arrive(used.at[slot])
         return carry
 
-      def head(g, carry):
-        carry = lax.fori_loop(first, mine, functools.partial(skip, g=g), carry)
-        step = functools.partial(q_step, g=g, masked=causal)
-        carry = lax.fori_loop(mine, unmasked, step, carry)
-        step = functools.partial(q_step, g=g, masked=False)
-        return lax.fori_loop(unmasked, n_q, step, carry)
-
       zeros = _full((bk, E), 0.0, sim)
-      dk, dv = lax.fori_loop(0, G, head, (zeros, zeros))
+      carry = lax.fori_loop(first * G, mine * G, skip, (zeros, zeros))
+      step = functools.partial(q_step, masked=causal)
+      carry = lax.fori_loop(mine * G, unmasked * G, step, carry)
+      step = functools.partial(q_step, masked=False)
+      dk, dv = lax.fori_loop(unmasked * G, n_q * G, step, carry)
       _write_out(
         ((dk * scale).astype(dtype), k_smem, dk_ref.at[b, rows, n_head]),
         (dv.astype(dtype), v_smem, dv_ref.at[b, rows, n_head]),
@@ -745,9 +744,9 @@ def backward_dkv(
     def _memory():
       plgpu.set_max_registers(_DKV_MEMORY_REGS, action="decrease")
 
-      def load(t, slot):
-        h = n_head * G + lax.div(t, per_head)
-        rows = pl.ds((first + lax.rem(t, per_head)) * bq, bq)
+      def load(t, slot):  # the t-th (query block, head) pair from `first`
+        h = n_head * G + lax.rem(t, G)
+        rows = pl.ds((first + lax.div(t, G)) * bq, bq)
         bar = q_bars.at[slot]
         plgpu.copy_gmem_to_smem(q_ref.at[b, rows, h], q_smem.at[slot], bar)
         plgpu.copy_gmem_to_smem(do_ref.at[b, rows, h], do_smem.at[slot], bar)
