@@ -34,11 +34,30 @@ from jax.experimental import pallas as pl
 
 from emojax.kernels import backend, flash_attention_tpu
 
-# (block_q, block_k, bwd block_q, bwd block_k, num_warps, num_stages).
+
+class _Blocks(typing.NamedTuple):
+  """Tiles of the forward (bq, bk) and backward (bwd_bq, bwd_bk) kernels,
+  and Triton's warps (forward, backward) and pipeline stages."""
+
+  bq: int
+  bk: int
+  bwd_bq: int
+  bwd_bk: int
+  warps: int = 0
+  bwd_warps: int = 0
+  stages: int = 0
+
+
 _BLOCKS = {
-  "gpu": {64: (128, 64, 64, 64, 4, 3), 128: (128, 64, 64, 64, 8, 2)},
-  "tpu": {64: (128, 128, 128, 128, 0, 0), 128: (128, 128, 128, 128, 0, 0)},
-  "interpret": {64: (64, 64, 64, 64, 0, 0), 128: (64, 64, 64, 64, 0, 0)},
+  # At E = 64 the forward takes 8 warps: with 4 it spilled 144 bytes a
+  # thread on sm_80 (A100/A800; `benchmark.py kernel_build --arch=8.0`),
+  # while dk/dv at 8 warps spilled 16 there and at 4 none.
+  "gpu": {
+    64: _Blocks(128, 64, 64, 64, warps=8, bwd_warps=4, stages=3),
+    128: _Blocks(128, 64, 64, 64, warps=8, bwd_warps=8, stages=2),
+  },
+  "tpu": {64: _Blocks(128, 128, 128, 128), 128: _Blocks(128, 128, 128, 128)},
+  "interpret": {64: _Blocks(64, 64, 64, 64), 128: _Blocks(64, 64, 64, 64)},
 }
 
 
@@ -272,7 +291,7 @@ def _forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
       blocks=blocks,
     )
     return o_BTHE, lse_BHT[..., None]
-  bq, bk, _, _, warps, stages = blocks
+  bq, bk, warps, stages = blocks.bq, blocks.bk, blocks.warps, blocks.stages
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   G = H // K
@@ -429,7 +448,8 @@ def _backward(static, *args):
 
 def _backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
   causal, plat, blocks, offset = static
-  _, _, bq, bk, warps, stages = blocks
+  bq, bk, warps = blocks.bwd_bq, blocks.bwd_bk, blocks.bwd_warps
+  stages = blocks.stages
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   G = H // K
@@ -494,7 +514,8 @@ def _backward_dkv(
   static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta
 ):
   causal, plat, blocks, offset = static
-  _, _, bq, bk, warps, stages = blocks
+  bq, bk, warps = blocks.bwd_bq, blocks.bwd_bk, blocks.bwd_warps
+  stages = blocks.stages
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   G = H // K
