@@ -37,53 +37,83 @@ import os
 import re
 import tempfile
 
-# H100 SXM as XLA:GPU describes a device (NVIDIA's published figures; the
-# H200 has the same sm_90a chip, 132 SMs, and more, faster memory).
-H100_SXM = {
+# GPUs as XLA:GPU describes a device (NVIDIA's published figures): the
+# H100 SXM (the H200 has the same sm_90a chip, 132 SMs, and more, faster
+# memory) and the A100 SXM 80GB (the A800, Facial-R1's card, is an A100
+# with slower NVLink).
+_COMMON = {
   "threads_per_block_limit": 1024,
   "threads_per_warp": 32,
   "shared_memory_per_block": 49152,
-  "shared_memory_per_core": 233472,
   "threads_per_core_limit": 2048,
-  "core_count": 132,
-  "fpus_per_core": 128,
   "block_dim_limit_x": 2147483647,
   "block_dim_limit_y": 65535,
   "block_dim_limit_z": 65535,
-  "memory_bandwidth": 3352320000000,
-  "l2_cache_size": 52428800,
-  "clock_rate_ghz": 1.98,
-  "device_memory_size": 84978434048,
-  "shared_memory_per_block_optin": 232448,
   "registers_per_core_limit": 65536,
   "registers_per_block_limit": 65536,
 }
+GPUS = {
+  "h100": (
+    "NVIDIA H100 80GB HBM3",
+    9,
+    dict(
+      _COMMON,
+      shared_memory_per_core=233472,
+      shared_memory_per_block_optin=232448,
+      core_count=132,
+      fpus_per_core=128,
+      memory_bandwidth=3352320000000,
+      l2_cache_size=52428800,
+      clock_rate_ghz=1.98,
+      device_memory_size=84978434048,
+    ),
+  ),
+  "a100": (
+    "NVIDIA A100-SXM4-80GB",
+    8,
+    dict(
+      _COMMON,
+      shared_memory_per_core=167936,
+      shared_memory_per_block_optin=166912,
+      core_count=108,
+      fpus_per_core=64,
+      memory_bandwidth=2039000000000,
+      l2_cache_size=41943040,
+      clock_rate_ghz=1.41,
+      device_memory_size=85899345920,
+    ),
+  ),
+}
 
 
-def _target_config(info: dict) -> str:
+def _target_config(gpu: str) -> str:
   """The GpuTargetConfigProto text XLA's CUDA plugin takes."""
+  name, major, info = GPUS[gpu]
   fields = "\n".join(f"  {k}: {v}" for k, v in info.items())
   return (
     f"gpu_device_info {{\n{fields}\n"
-    "  cuda_compute_capability { major: 9 }\n}\n"
+    f"  cuda_compute_capability {{ major: {major} }}\n}}\n"
     'platform_name: "CUDA"\n'
-    'device_description_str: "NVIDIA H100 80GB HBM3"\n'
+    f'device_description_str: "{name}"\n'
   )
+
+
+def _devices(gpu: str, n: int) -> list:
+  """n compile-only devices of kind `gpu` on one host."""
+  from jax.experimental import topologies
+
+  topology = topologies.get_topology_desc(
+    gpu, "cuda", target_config=_target_config(gpu), topology=f"1x1x{n}"
+  )
+  return list(topology.devices)
 
 
 def _compile_only_sharding():
   """A replicated sharding on one compile-only H100."""
   import jax
   import numpy as np
-  from jax.experimental import topologies
 
-  topology = topologies.get_topology_desc(
-    "h100",
-    "cuda",
-    target_config=_target_config(H100_SXM),
-    topology="1x1x1",
-  )
-  mesh = jax.sharding.Mesh(np.array(topology.devices), ("x",))
+  mesh = jax.sharding.Mesh(np.array(_devices("h100", 1)), ("x",))
   return jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
 
 
@@ -211,13 +241,13 @@ def _materialised_logprobs():
     kernels.chunked_logprobs = chunked
 
 
-def grpo_memory(quick: bool) -> None:
+def grpo_memory(gpu: str, quick: bool) -> None:
   """The GRPO micro-batch gradient of Qwen2.5-7B (Facial-R1's language
-  model) on 8 compile-only H100s, weights and rows over `fsdp`: XLA:GPU's
-  memory plan per device for each attention and logprob path."""
+  model) on 8 compile-only GPUs, weights and rows over `fsdp`: XLA:GPU's
+  memory plan per device for each attention and logprob path (the Hopper
+  kernels on H100, the Triton ones on A100)."""
   import jax
   import jax.numpy as jnp
-  from jax.experimental import topologies
 
   from emojax import model as model_lib
   from emojax import sharding
@@ -226,14 +256,8 @@ def grpo_memory(quick: bool) -> None:
   from emojax.model import params as params_lib
   from emojax.train import grpo
 
-  topology = topologies.get_topology_desc(
-    "h100",
-    "cuda",
-    target_config=_target_config(H100_SXM),
-    topology="1x1x8",
-  )
   mesh = sharding.make_mesh(
-    {"data": 1, "fsdp": -1, "tensor": 1}, devices=topology.devices
+    {"data": 1, "fsdp": -1, "tensor": 1}, devices=_devices(gpu, 8)
   )
   P, G, Tp, C = 8, 8, 1024, 512
   B = P * G
@@ -281,7 +305,7 @@ def grpo_memory(quick: bool) -> None:
   print(
     f"\nGRPO micro-batch gradient, Qwen2.5-7B ({base.num_layers} layers) "
     f"bf16 compute, fp32 weights, remat; {P} prompts x G={G}, prompt {Tp} "
-    f"+ completion {C} tokens; 8 H100s, fsdp 8 (GiB a device)"
+    f"+ completion {C} tokens; 8 x {GPUS[gpu][0]}, fsdp 8 (GiB a device)"
   )
   cases = [
     ("xla", "chunked"),
@@ -301,7 +325,7 @@ def grpo_memory(quick: bool) -> None:
       with (
         context,
         sharding.use_rules(mesh),
-        backend.target("gpu", hopper=True),
+        backend.target("gpu", hopper=gpu == "h100"),
       ):
         traced = grpo.grads.trace(
           params,
@@ -346,5 +370,6 @@ def main(argv: list[str]) -> int:
   print("target: compile-only NVIDIA H100 SXM (sm_90a), XLA:GPU + ptxas")
   hopper_attention(sharding, dump_dir, args.quick)
   logprobs_memory(sharding)
-  grpo_memory(args.quick)
+  grpo_memory("h100", args.quick)
+  grpo_memory("a100", args.quick)
   return 0
