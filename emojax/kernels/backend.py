@@ -93,6 +93,12 @@ def hopper() -> bool:
     )
   if choice != "auto":
     return choice == "mosaic"
+  return hopper_device()
+
+
+def hopper_device() -> bool:
+  """Whether this host's first device is a Hopper GPU (compute capability
+  9.x: H100, H200), whatever $EMOJAX_PALLAS_GPU says."""
   capability = getattr(jax.devices()[0], "compute_capability", "")
   return str(capability).split(".")[0] == "9"
 
@@ -153,22 +159,23 @@ def flash_kw(causal, offset, use_seg, bq, bk, E) -> dict:
   )
 
 
-def causal_kv_blocks(i, bq, bk, nk, offset):
-  """(unmasked, seen): how many kv blocks (of bk) query block i (of bq)
-  sees under a causal mask, and how many of those lie wholly at or
-  before its first query, so need no mask. offset = S - T is query 0's
-  position among the keys."""
-  first = i * bq + offset
-  seen = jnp.minimum(nk, jax.lax.div(first + bq - 1, bk) + 1)
-  return jnp.minimum(jax.lax.div(first + 1, bk), seen), seen
+def causal_kv_blocks(q0, n_rows, bk, nk):
+  """(unmasked, seen) under a causal mask for the queries at key positions
+  q0 .. q0 + n_rows - 1: how many kv blocks (of bk, nk in all) they see,
+  and how many of those lie wholly at or before q0, so need no mask."""
+  seen = jnp.minimum(nk, jax.lax.div(q0 + n_rows - 1, bk) + 1)
+  return jnp.minimum(jax.lax.div(q0 + 1, bk), seen), seen
 
 
-def causal_q_blocks(j, bq, bk, nq, offset):
-  """(first, unmasked): the first query block that sees kv block j under
-  a causal mask, and the first whose every query sees all of it."""
-  k0 = j * bk
+def causal_q_blocks(k0, n_keys, bq, nq, offset):
+  """(first, unmasked) under a causal mask for the keys at positions k0 ..
+  k0 + n_keys - 1: the first query block (of bq, nq in all; query 0 at key
+  position `offset`) that sees any of them, and the first whose every
+  query sees all of them."""
   first = jax.lax.div(jnp.maximum(k0 - offset, 0), bq)
-  unmasked = pl.cdiv(jnp.maximum(k0 + bk - 1 - offset, 0), bq)
+  # ceil((last key - offset) / bq), as a floor of nonnegatives.
+  last = k0 + n_keys - 1 - offset
+  unmasked = jax.lax.div(jnp.maximum(last + bq - 1, 0), bq)
   return jnp.minimum(first, nq), jnp.minimum(unmasked, nq)
 
 

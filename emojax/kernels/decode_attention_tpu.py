@@ -48,7 +48,7 @@ def decode(q_BHE, k_BKES, v_BKSE, starts_B, ends_B, *, interpret, block_s=None):
   q_BKGE = backend.pad_axis(q_BHE.reshape(B, K, G, E), 2, Gp)
 
   def block(b, j, starts, ends):
-    first, last = _valid_blocks(starts[b], ends[b], bs, S)
+    first, last = _valid_blocks(*_valid_range(starts[b], ends[b], S), bs, S)
     return jnp.clip(j, first, last)
 
   row = lambda b, n, j, starts, ends: (b, n, 0, 0)
@@ -93,11 +93,15 @@ def decode(q_BHE, k_BKES, v_BKSE, starts_B, ends_B, *, interpret, block_s=None):
   return o_BKGE[:, :, :G].reshape(B, H, E)
 
 
-def _valid_blocks(start, end, bs, S):
-  """(first, last) block of the slots [start, end) clipped to [0, S); an
-  empty range gives first == last, the block of `start`."""
+def _valid_range(start, end, S):
+  """A row's slots [start, end) clipped to [0, S) (empty: end == start)."""
   start = jnp.clip(start, 0, S)
-  end = jnp.clip(end, start, S)
+  return start, jnp.clip(end, start, S)
+
+
+def _valid_blocks(start, end, bs, S):
+  """(first, last) block of a row's clipped slots [start, end); an empty
+  range gives first == last, the block of `start`."""
   first = jnp.minimum(jax.lax.div(start, bs), -(-S // bs) - 1)
   last = jnp.maximum(jax.lax.div(end - 1, bs), first)
   return first, last
@@ -106,9 +110,8 @@ def _valid_blocks(start, end, bs, S):
 def _kernel(st_ref, en_ref, q_ref, k_ref, v_ref, o_ref, acc, m, den, **kw):
   bs, S, scale = kw["bs"], kw["S"], kw["scale"]
   b, j = pl.program_id(0), pl.program_id(2)
-  start = jnp.clip(st_ref[b], 0, S)
-  end = jnp.clip(en_ref[b], start, S)
-  first, last = _valid_blocks(st_ref[b], en_ref[b], bs, S)
+  start, end = _valid_range(st_ref[b], en_ref[b], S)
+  first, last = _valid_blocks(start, end, bs, S)
 
   @pl.when(j == 0)
   def _():

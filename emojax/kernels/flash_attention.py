@@ -360,7 +360,7 @@ def _kv_blocks_upto(i, bq, bk, nk, causal, offset):
   blocks of a long row skip them."""
   if not causal:
     return nk, nk
-  return backend.causal_kv_blocks(i, bq, bk, nk, offset)
+  return backend.causal_kv_blocks(i * bq + offset, bq, bk, nk)
 
 
 def _causal_loops(body, unmasked, seen, carry):
@@ -597,7 +597,7 @@ def _dkv_kernel(*refs, causal, offset, use_seg, G, bq, bk, scale):
   nq = T // bq
   first, unmasked = 0, 0
   if causal:
-    first, unmasked = backend.causal_q_blocks(j, bq, bk, nq, offset)
+    first, unmasked = backend.causal_q_blocks(j * bk, bk, bq, nq, offset)
 
   def head(g, carry):
     step = functools.partial(body, g=g, masked=True)

@@ -52,6 +52,8 @@ from jax import lax
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import mosaic_gpu as plgpu
 
+from emojax.kernels import backend
+
 LOG2E = math.log2(math.e)
 LN2 = math.log(2.0)
 # Registers a thread: two compute warpgroups at 232 and the memory
@@ -221,19 +223,12 @@ def _tile_index(reverse, n_tiles):
 
 
 def _kv_blocks(pos0, n_rows, bk, causal, n_kv):
-  """(seen, unmasked): how many kv blocks of `bk` the queries at key
-  positions pos0 .. pos0 + n_rows - 1 see, and how many of those lie
-  wholly at or before pos0, so need no causal mask."""
+  """(seen, unmasked) kv blocks of the queries at key positions pos0 ..
+  pos0 + n_rows - 1 (all of them without a causal mask)."""
   if not causal:
     return n_kv, n_kv
-  seen = jnp.minimum(pl.cdiv(pos0 + n_rows, bk), n_kv)
-  return seen, jnp.minimum(lax.div(pos0 + 1, bk), seen)
-
-
-def _q_blocks(kv0, bq, offset, n_q):
-  """The first query block (of bq) with a query at or after key position
-  kv0, query 0 being at position `offset`."""
-  return jnp.minimum(lax.div(jnp.maximum(kv0 - offset, 0), bq), n_q)
+  unmasked, seen = backend.causal_kv_blocks(pos0, n_rows, bk, n_kv)
+  return seen, unmasked
 
 
 def _write_out(*outs):
@@ -645,8 +640,8 @@ def backward_dkv(
   blocks=DEFAULT_BLOCKS,
 ):
   """(dk, dv) [B, S, K, E]: a CTA owns 2 x 64 kv rows of one kv head and
-  streams the query blocks of its G query heads (all of head 0's that
-  see it, then head 1's, ...)."""
+  streams the query blocks that see them, for each of its G query heads
+  in turn at every block."""
   B, T, H, E = q.shape
   S, K = k.shape[1], k.shape[2]
   G, dtype = H // K, q.dtype
@@ -666,7 +661,10 @@ def backward_dkv(
     b, n_head, wg = (lax.axis_index(a) for a in ("batch", "heads", "wg"))
     tile = _tile_index(False, n_tiles)
     # Query blocks streamed per query head: those the tile's first row sees.
-    first = _q_blocks(tile * blocks.tile, bq, offset, n_q) if causal else 0
+    first = 0
+    if causal:
+      cta0 = tile * blocks.tile
+      first, _ = backend.causal_q_blocks(cta0, blocks.tile, bq, n_q, offset)
     per_head = n_q - first
 
     @pl.when(wg < 2)
@@ -687,9 +685,9 @@ def backward_dkv(
       kv_seg = _load_vec(ks_smem2.at[wg], ROW, sim) if use_seg else None
       # Query blocks before `mine` see none of these keys; from `unmasked`
       # on every query is at or after every key.
-      mine = _q_blocks(row0, bq, offset, n_q) if causal else first
-      unmasked = _q_blocks(row0 + bk - 1 + bq - 1, bq, offset, n_q)
-      unmasked = unmasked if causal else first
+      mine = unmasked = first
+      if causal:
+        mine, unmasked = backend.causal_q_blocks(row0, bk, bq, n_q, offset)
 
       # One flat loop per kind of block, over (query block, head) pairs
       # t = i * G + g, heads innermost: nested loops over heads spilled

@@ -46,32 +46,32 @@ def _when(cond):
   return (lambda body: body()) if cond is None else pl.when(cond)
 
 
-def _last_kv_block(i, bq, bk, offset):
+def _last_kv_block(i, bq, bk, nk, offset):
   """The last kv block that q block i attends to (causal; query 0 is at
   key position `offset`)."""
-  return jax.lax.div(i * bq + bq - 1 + offset, bk)
+  return backend.causal_kv_blocks(i * bq + offset, bq, bk, nk)[1] - 1
 
 
-def _first_q_block(j, bq, bk, offset):
+def _first_q_block(j, bq, bk, nq, offset):
   """The first q block that attends to kv block j (causal)."""
-  return jax.lax.div(jnp.maximum(j * bk - offset, 0), bq)
+  return backend.causal_q_blocks(j * bk, bk, bq, nq, offset)[0]
 
 
-def _kv_index(causal, bq, bk, offset):
+def _kv_index(causal, bq, bk, nk, offset):
   """kv block j, or for causal the last useful one (no extra copy)."""
   if not causal:
     return lambda i, j: j
-  return lambda i, j: jnp.minimum(j, _last_kv_block(i, bq, bk, offset))
+  return lambda i, j: jnp.minimum(j, _last_kv_block(i, bq, bk, nk, offset))
 
 
 def _heads_first(*xs_BTNE):
   return [x.transpose(0, 2, 1, 3) for x in xs_BTNE]
 
 
-def _q_major_specs(causal, offset, bq, bk, E, G):
+def _q_major_specs(causal, offset, bq, bk, nk, E, G):
   """Blocks for the grid (B, H, q block i, kv block j): q rows, kv rows,
   row statistics and the two segment-id blocks."""
-  kv = _kv_index(causal, bq, bk, offset)
+  kv = _kv_index(causal, bq, bk, nk, offset)
   q_spec = pl.BlockSpec((None, None, bq, E), lambda b, h, i, j: (b, h, i, 0))
   kv_spec = pl.BlockSpec(
     (None, None, bk, E), lambda b, h, i, j: (b, h // G, kv(i, j), 0)
@@ -87,7 +87,7 @@ def forward(static, q_BTHE, k_BSKE, v_BSKE, q_seg_BT1, kv_seg_B1S):
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   q_spec, kv_spec, row_spec, seg_specs = _q_major_specs(
-    causal, offset, bq, bk, E, H // K
+    causal, offset, bq, bk, S // bk, E, H // K
   )
   in_specs = [q_spec, kv_spec, kv_spec]
   args = _heads_first(q_BTHE, k_BSKE, v_BSKE)
@@ -146,7 +146,9 @@ def _fwd_kernel(*refs, causal, offset, use_seg, bq, bk, scale):
     m_ref[...] = jnp.full_like(m_ref, backend.NEG)
     l_ref[...] = jnp.zeros_like(l_ref)
 
-  @_when(j <= _last_kv_block(i, bq, bk, offset) if causal else None)
+  last = _last_kv_block(i, bq, bk, pl.num_programs(3), offset)
+
+  @_when(j <= last if causal else None)
   def _step():
     q_seg = qs_ref[...] if use_seg else None
     kv_seg = ks_ref[...] if use_seg else None
@@ -187,7 +189,7 @@ def backward_dq(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
   B, T, H, E = q_BTHE.shape
   S, K = k_BSKE.shape[1], k_BSKE.shape[2]
   q_spec, kv_spec, row_spec, seg_specs = _q_major_specs(
-    causal, offset, bq, bk, E, H // K
+    causal, offset, bq, bk, S // bk, E, H // K
   )
   in_specs = [q_spec, kv_spec, kv_spec, q_spec, row_spec, row_spec]
   args = [*_heads_first(q_BTHE, k_BSKE, v_BSKE, do), lse, delta]
@@ -221,7 +223,9 @@ def _dq_kernel(*refs, causal, offset, use_seg, bq, bk, scale):
   def _init():
     acc_ref[...] = jnp.zeros_like(acc_ref)
 
-  @_when(j <= _last_kv_block(i, bq, bk, offset) if causal else None)
+  last = _last_kv_block(i, bq, bk, pl.num_programs(3), offset)
+
+  @_when(j <= last if causal else None)
   def _step():
     q_seg = qs_ref[...] if use_seg else None
     kv_seg = ks_ref[...] if use_seg else None
@@ -249,7 +253,7 @@ def backward_dkv(static, q_BTHE, k_BSKE, v_BSKE, q_seg, kv_seg, do, lse, delta):
     """(query head within the group, q block) of inner step `step`."""
     i = step % nq
     if causal:
-      first = jnp.minimum(_first_q_block(j, bq, bk, offset), nq - 1)
+      first = jnp.minimum(_first_q_block(j, bq, bk, nq, offset), nq - 1)
       i = jnp.maximum(i, first)
     return step // nq, i
 
@@ -297,7 +301,7 @@ def _dkv_kernel(*refs, causal, offset, use_seg, nq, bq, bk, scale):
     dv_acc[...] = jnp.zeros_like(dv_acc)
 
   # Causal: q blocks before this kv block see none of it.
-  @_when(i >= _first_q_block(j, bq, bk, offset) if causal else None)
+  @_when(i >= _first_q_block(j, bq, bk, nq, offset) if causal else None)
   def _step():
     q_seg = qs_ref[...] if use_seg else None
     kv_seg = ks_ref[...] if use_seg else None
