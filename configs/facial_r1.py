@@ -60,6 +60,9 @@ def _model() -> ml_collections.ConfigDict:
   m.dtype = "float32"  # Compute dtype (bfloat16 on accelerators).
   m.param_dtype = "float32"  # fp32 master weights.
   m.attention = "xla"  # xla | cudnn | pallas.
+  # Completion logprobs in GRPO and SFT, never holding [B, T, V] logits:
+  # chunked (XLA, any backend) | fused (the Pallas kernel on GPU and TPU).
+  m.logprobs = "chunked"
   m.remat = False  # Recompute layer activations in the backward pass.
   m.freeze_vision = True  # Facial-R1 trains the language model only.
   return m

@@ -2,7 +2,7 @@
 
 Imports nothing from emojax. On CPU the Pallas kernels run in interpret
 mode (tests only: slow); `chunked_logprobs` is the XLA path for training on
-CPU and TPU.
+CPU (and anywhere, with the same values and gradients).
 """
 
 from emojax.kernels.decode_attention import (

@@ -6,9 +6,10 @@ into an online logsumexp, the target's logit and the entropy sum; no
 logits leave the chip. The backward is `xla_logprobs.backward`
 (recompute each tile from the saved logsumexp, matmuls through XLA).
 
-Which path runs: the Pallas kernel on GPU (Triton) or with interpret=True;
-otherwise (CPU without interpret, TPU: no Mosaic lowering written yet) the
-XLA `chunked_logprobs`, with the same values and gradients.
+Which path runs: this Pallas kernel on GPU (Triton) or with
+interpret=True; on TPU `fused_logprobs_tpu` (Mosaic: the vocab tiles as a
+grid axis); on CPU without interpret the XLA `chunked_logprobs`, with the
+same values and gradients.
 """
 
 from __future__ import annotations
@@ -19,10 +20,17 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
-from emojax.kernels import backend, xla_logprobs
+from emojax.kernels import backend, fused_logprobs_tpu, xla_logprobs
 
 # (block_t, block_v, block_d, num_warps, num_stages); block_d None = all D.
 _BLOCKS = {"gpu": (64, 128, 64, 4, 3), "interpret": (16, 32, None, 0, 0)}
+
+
+def _blocks(plat, N, V, dtype):
+  """_BLOCKS' entry for `plat`; TPU's depend on the shapes."""
+  if plat == "tpu":
+    return (*fused_logprobs_tpu.blocks(N, V, dtype), None, 0, 0)
+  return _BLOCKS[plat]
 
 
 def fused_logprobs_ref(
@@ -64,7 +72,8 @@ def fused_logprobs(
   """
   xla_logprobs.check(hidden_BTD, w_vocab_DV, targets_BT, temperature)
   plat = "interpret" if interpret else backend.platform(False)
-  if plat not in _BLOCKS:
+  # On CPU the Pallas interpreter is for tests: training takes XLA's path.
+  if plat == "interpret" and not interpret:
     return xla_logprobs.chunked_logprobs(
       hidden_BTD,
       w_vocab_DV,
@@ -76,10 +85,11 @@ def fused_logprobs(
         if v is not None
       },
     )
-  bt, bv, bd, warps, stages = _BLOCKS[plat]
-  bt, bv = block_t or bt, block_v or bv
   B, T, D = hidden_BTD.shape
   V = w_vocab_DV.shape[1]
+  blocks = _blocks(plat, B * T, V, hidden_BTD.dtype)
+  bt, bv, bd, warps, stages = blocks
+  bt, bv = block_t or bt, block_v or bv
   bd = bd or D
   if D % bd:
     raise ValueError(
@@ -128,6 +138,17 @@ _fused.defvjp(_fused_fwd, _fused_bwd)
 
 def _pallas_forward(static, h_ND, w_DV, t_N):
   temperature, bt, bv, bd, V, plat, warps, stages = static
+  if plat == "tpu":
+    return fused_logprobs_tpu.forward(
+      h_ND,
+      w_DV,
+      t_N,
+      temperature=temperature,
+      V=V,
+      bt=bt,
+      bv=bv,
+      interpret=backend.interpret(plat),
+    )
   N, D = h_ND.shape
   Vw = w_DV.shape[1]
   kernel = functools.partial(

@@ -11,6 +11,8 @@ import dataclasses
 from typing import Any
 
 ATTENTION_IMPLS = ("xla", "cudnn", "pallas")
+# Completion logprobs: XLA over vocab chunks, or the fused Pallas kernel.
+LOGPROB_IMPLS = ("chunked", "fused")
 FAMILIES = ("qwen2", "llama", "qwen2_5_vl")
 
 
@@ -72,6 +74,7 @@ class ModelConfig:
   dtype: str = "float32"
   param_dtype: str = "float32"
   attention: str = "xla"
+  logprobs: str = "chunked"
   # lax.scan over stacked layers: one layer is compiled once. Unrolled
   # layers compile slower but let XLA overlap across layer boundaries.
   scan_layers: bool = True
@@ -94,6 +97,11 @@ class ModelConfig:
       raise ValueError(
         f"ModelConfig.attention={self.attention!r}; choose one of "
         f"{ATTENTION_IMPLS}."
+      )
+    if self.logprobs not in LOGPROB_IMPLS:
+      raise ValueError(
+        f"ModelConfig.logprobs={self.logprobs!r}; choose one of "
+        f"{LOGPROB_IMPLS}."
       )
     if self.num_heads % self.num_kv_heads:
       raise ValueError(

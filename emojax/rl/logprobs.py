@@ -2,7 +2,8 @@
 
 The unembedding and softmax are chunked over tokens and vocabulary
 (`emojax.kernels.chunked_logprobs`), so a 150k-vocabulary model never holds
-`[B, T, V]` logits; `fused=True` uses the Pallas kernel instead (GPU/TPU).
+`[B, T, V]` logits; `ModelConfig.logprobs='fused'` uses the Pallas kernel
+instead (`kernels.fused_logprobs`: same values and gradients).
 Only the completion slice of the sequence is unembedded.
 
 Batches come in two layouts: concatenated rows (`input_ids` = prompt +
@@ -36,7 +37,6 @@ def completion_logprobs(
   start: int | None,
   *,
   temperature: float = 1.0,
-  fused: bool = False,
 ) -> tuple[jax.Array, jax.Array]:
   """(logp_BC, entropy_BC) of the completion tokens.
 
@@ -52,6 +52,7 @@ def completion_logprobs(
     h_BCD = h_BTD[:, start - 1 : -1]
     targets_BC = batch["input_ids"][:, start:]
   w_DV = unembedding_DV(params, cfg).astype(h_BCD.dtype)
+  fused = cfg.logprobs == "fused"
   fn = kernels.fused_logprobs if fused else kernels.chunked_logprobs
   return fn(h_BCD, w_DV, targets_BC, temperature=temperature)
 

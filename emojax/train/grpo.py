@@ -112,32 +112,26 @@ def _char_offsets(ids_C, length: int, decode_piece) -> np.ndarray:
   return out
 
 
-@functools.partial(
-  jax.jit, static_argnames=("cfg", "start", "temperature", "fused")
-)
-def policy_logprobs(
-  params, batch, *, cfg, start=None, temperature=1.0, fused=False
-):
+@functools.partial(jax.jit, static_argnames=("cfg", "start", "temperature"))
+def policy_logprobs(params, batch, *, cfg, start=None, temperature=1.0):
   """Per-token logprobs of the completion under `params` (no gradient), of
   the tempered policy the rollout sampled from (TRL divides logits by the
   sampling temperature for old, reference and new logprobs alike). `batch`
   and `start` as in `logprobs.completion_logprobs`."""
   logp_BC, _ = logprobs.completion_logprobs(
-    params, cfg, batch, start, temperature=temperature, fused=fused
+    params, cfg, batch, start, temperature=temperature
   )
   return logp_BC
 
 
-@functools.partial(
-  jax.jit, static_argnames=("cfg", "start", "rl_static", "fused")
-)
-def grads(params, batch, inputs, *, cfg, rl_static, start=None, fused=False):
+@functools.partial(jax.jit, static_argnames=("cfg", "start", "rl_static"))
+def grads(params, batch, inputs, *, cfg, rl_static, start=None):
   """Gradient of one micro-batch's share of the GRPO loss."""
   rl = dict(rl_static)
 
   def loss_fn(p):
     logp_BC, entropy_BC = logprobs.completion_logprobs(
-      p, cfg, batch, start, temperature=rl["temperature"], fused=fused
+      p, cfg, batch, start, temperature=rl["temperature"]
     )
     _, m = loss.grpo_loss(
       logp_BC,

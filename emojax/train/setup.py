@@ -69,8 +69,16 @@ def model_config(config, tok) -> config_lib.ModelConfig:
     dtype=m.dtype,
     param_dtype=m.param_dtype,
     attention=m.attention,
+    logprobs=m.logprobs,
     remat=m.remat,
   )
+
+
+def runtime_choices(cfg: config_lib.ModelConfig) -> dict:
+  """The fields that say how to compute, not what: a base model cached
+  under other choices still fits."""
+  names = ("dtype", "attention", "logprobs", "remat")
+  return {name: getattr(cfg, name) for name in names}
 
 
 def initial_params(config, cfg, mesh, rules, base_dir: str | None):
@@ -83,12 +91,7 @@ def initial_params(config, cfg, mesh, rules, base_dir: str | None):
     return params
   if base_dir:
     base_cfg, params = checkpoint.load_params(base_dir, mesh, rules)
-    if (
-      base_cfg.replace(
-        dtype=cfg.dtype, attention=cfg.attention, remat=cfg.remat
-      )
-      != cfg
-    ):
+    if base_cfg.replace(**runtime_choices(cfg)) != cfg:
       raise ValueError(
         f"the base model in {base_dir} has a different architecture than "
         "config.model describes; delete that folder to rebuild it, or set "

@@ -20,19 +20,19 @@ from emojax.rl import logprobs
 from emojax.train import batching
 
 
-def token_nll_sum(params, cfg: ModelConfig, batch, fused: bool = False):
+def token_nll_sum(params, cfg: ModelConfig, batch):
   """(sum of -log p over loss-masked tokens, their count)."""
-  logp_BC, _ = logprobs.completion_logprobs(params, cfg, batch, 1, fused=fused)
+  logp_BC, _ = logprobs.completion_logprobs(params, cfg, batch, 1)
   mask_BC = batch["loss_mask"][:, 1:].astype(jnp.float32)
   return -(logp_BC * mask_BC).sum(), mask_BC.sum()
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "fused"))
-def grads(params, batch, denominator, *, cfg: ModelConfig, fused=False):
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def grads(params, batch, denominator, *, cfg: ModelConfig):
   """Gradient of this micro-batch's share of the batch's mean token loss."""
 
   def loss_fn(p):
-    nll, n = token_nll_sum(p, cfg, batch, fused)
+    nll, n = token_nll_sum(p, cfg, batch)
     return nll / denominator, n
 
   (loss, n), g = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -57,7 +57,6 @@ def accumulate(
   batch,
   micro_batch_size: int,
   *,
-  fused=False,
   mesh=None,
   rules=None,
 ):
@@ -65,7 +64,7 @@ def accumulate(
   denominator = float(max(np.asarray(batch["loss_mask"])[:, 1:].sum(), 1))
   total_g, total_loss = None, 0.0
   for part in micro_batches(cfg, batch, micro_batch_size, mesh, rules):
-    g, loss, _ = grads(params, part, denominator, cfg=cfg, fused=fused)
+    g, loss, _ = grads(params, part, denominator, cfg=cfg)
     total_g = g if total_g is None else jax.tree.map(jnp.add, total_g, g)
     total_loss = total_loss + loss
   return total_g, total_loss, denominator

@@ -314,7 +314,9 @@ def grpo_memory(gpu: str, quick: bool) -> None:
     ("pallas", "materialised"),
   ]
   for attention, logp in cases:
-    cfg = base.replace(attention=attention)
+    cfg = base.replace(
+      attention=attention, logprobs="fused" if logp == "fused" else "chunked"
+    )
     jax.clear_caches()  # the materialised case traces the same signature
     context = (
       _materialised_logprobs()
@@ -333,7 +335,6 @@ def grpo_memory(gpu: str, quick: bool) -> None:
           inputs,
           cfg=cfg,
           rl_static=grpo.static_rl(rl),
-          fused=logp == "fused",
         )
         stats = traced.lower().compile().memory_analysis()
     except Exception as e:  # noqa: BLE001 - report and keep compiling.

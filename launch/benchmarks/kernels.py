@@ -4,7 +4,8 @@ r"""emojax's kernels beside their references, in the same run.
 
 Fused logprobs: peak memory from XLA's compiled memory analysis (any
 backend, compile only, at the issue's shape V=152064, D=3584, 8192 tokens)
-and time of value+grad (at that shape on GPU, scaled down on CPU). On GPU
+and time of value+grad (at that shape on GPU and TPU, where the fused
+Pallas kernel joins; scaled down on CPU). On GPU
 also attention (emojax's Triton and Hopper kernels vs cuDNN vs XLA, TFLOP/s
 and error against cuDNN) and decode attention
 (achieved bandwidth vs a measured copy). Interpret-mode Pallas is not timed:
@@ -60,12 +61,12 @@ def _logprob_loss(impl, **kw):
   return jax.value_and_grad(loss, argnums=(0, 1))
 
 
-def logprobs(on_gpu: bool, quick: bool) -> None:
+def logprobs(on_device: bool, quick: bool) -> None:
   impls = [
     ("materialised (ref)", kernels.fused_logprobs_ref, {}),
     ("chunked XLA", kernels.chunked_logprobs, {}),
   ]
-  if on_gpu:
+  if on_device:
     impls.append(("fused Pallas", kernels.fused_logprobs, {}))
   N, D, V = 8192, 3584, 152064
   dtype = jnp.bfloat16
@@ -92,7 +93,7 @@ def logprobs(on_gpu: bool, quick: bool) -> None:
         f"  x{lean[name] / lean[base]:.3f}"
       )
     print(line)
-  if not on_gpu:
+  if not on_device:
     N, D, V = (256, 256, 8192) if quick else (2048, 512, 32768)
     dtype = jnp.float32
   ks = jax.random.split(jax.random.key(0), 3)
@@ -238,7 +239,7 @@ def main(argv: list[str]) -> int:
   quick = "--quick" in argv
   on_gpu = jax.default_backend() == "gpu"
   print("machine:", _common.describe())
-  logprobs(on_gpu, quick)
+  logprobs(jax.default_backend() != "cpu", quick)
   if on_gpu:
     attention(quick)
     decode(quick)
