@@ -336,7 +336,8 @@ def grpo_memory(gpu: str, quick: bool) -> None:
           cfg=cfg,
           rl_static=grpo.static_rl(rl),
         )
-        stats = traced.lower().compile().memory_analysis()
+        compiled = traced.lower().compile()
+        stats = compiled.memory_analysis()
     except Exception as e:  # noqa: BLE001 - report and keep compiling.
       print(f"  {attention:6s} {logp:12s} failed: {str(e)[:300]}")
       continue
@@ -345,7 +346,18 @@ def grpo_memory(gpu: str, quick: bool) -> None:
       f"weights {stats.argument_size_in_bytes / 2**30:5.2f}  "
       f"temp {stats.temp_size_in_bytes / 2**30:5.2f}  "
       f"gradients {stats.output_size_in_bytes / 2**30:5.2f}"
+      + (_logprob_rows(compiled.as_text()) if logp == "fused" else "")
     )
+
+
+def _logprob_rows(hlo: str) -> str:
+  """The hidden-state operand of the compiled fused-logprobs kernel: one
+  device's rows, not the global batch XLA gathers for a bare Pallas call."""
+  for line in hlo.splitlines():
+    if "custom-call(" in line and "emojax_fused_logprobs" in line:
+      shapes = re.search(r"operand_layout_constraints=\{(\w+\[[\d,]+\])", line)
+      return f"  kernel's hidden {shapes.group(1)}" if shapes else ""
+  return ""
 
 
 def main(argv: list[str]) -> int:

@@ -53,8 +53,12 @@ def test_some_weights_are_sharded(setup):
   assert sum("fsdp" in str(s) for s in specs) >= 8
 
 
-def test_grpo_gradients_keep_param_shardings(setup):
+# 'fused' puts the logprobs in shard_map (`rl.sharded_logprobs`), whose
+# gradient must not come out replicated either.
+@pytest.mark.parametrize("logprobs", ["chunked", "fused"])
+def test_grpo_gradients_keep_param_shardings(setup, logprobs):
   mesh, cfg, params = setup
+  cfg = cfg.replace(logprobs=logprobs)
   rng = np.random.RandomState(0)
   ids = rng.randint(1, cfg.vocab_size - 8, (P, TP)).astype(np.int32)
   batch = {
@@ -87,8 +91,10 @@ def test_grpo_gradients_keep_param_shardings(setup):
   assert _same_shardings(g, params) == []
 
 
-def test_sft_gradients_and_update_keep_param_shardings(setup):
+@pytest.mark.parametrize("logprobs", ["chunked", "fused"])
+def test_sft_gradients_and_update_keep_param_shardings(setup, logprobs):
   mesh, cfg, params = setup
+  cfg = cfg.replace(logprobs=logprobs)
   rng = np.random.RandomState(1)
   ids = rng.randint(1, cfg.vocab_size - 8, (8, 12)).astype(np.int32)
   batch = {
