@@ -36,19 +36,23 @@ def fused_logprobs(h_BCD, w_DV, targets_BC, *, temperature):
     )
   mesh, rules = active
   row = sharding.logical_to_spec(("batch",), rules, mesh)[0]
-  vocab = sharding.logical_to_spec((None, "vocab"), rules, mesh)[1]
+  embed, vocab = sharding.logical_to_spec(("embed", "vocab"), rules, mesh)
   if not sharding.fits(h_BCD.shape, P(row), mesh):
     row = None
   if not sharding.fits(w_DV.shape, P(None, vocab), mesh) or _overlap(
     row, vocab
   ):
     vocab = None
+  if not sharding.fits(w_DV.shape, P(embed), mesh) or _overlap(embed, vocab):
+    embed = None
   rows = P(row, None)
-  body = functools.partial(_local, temperature=temperature, vocab=vocab)
+  body = functools.partial(
+    _local, temperature=temperature, embed=embed, vocab=vocab
+  )
   return jax.shard_map(
     body,
     mesh=mesh,
-    in_specs=(P(row, None, None), P(None, vocab), rows),
+    in_specs=(P(row, None, None), P(embed, vocab), rows),
     out_specs=(rows, rows),
     check_vma=False,
   )(h_BCD, w_DV, targets_BC)
@@ -63,8 +67,14 @@ def _overlap(a, b) -> bool:
   return bool(names(a) & names(b))
 
 
-def _local(h_BCD, w_Dv, targets_BC, *, temperature, vocab):
+def _local(h_BCD, w_dv, targets_BC, *, temperature, embed, vocab):
   """This device's rows (and columns): (logp_BC, entropy_BC)."""
+  # FSDP by hand: gathered here, the gradient comes back reduce-scattered
+  # (all_gather's transpose). Passed in whole, w's gradient was summed
+  # whole on every device: +2.8 GiB a device at 7B on 8 H100s.
+  w_Dv = w_dv
+  if embed is not None:
+    w_Dv = jax.lax.all_gather(w_dv, embed, axis=0, tiled=True)
   if vocab is None:
     return kernels.fused_logprobs(
       h_BCD, w_Dv, targets_BC, temperature=temperature
