@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 import transformers
 
@@ -62,10 +63,12 @@ def save(model, folder) -> str:
 
 
 def logits(model, input_ids, attention_mask, position_ids):
+  # np.array copies: jax arrays convert to read-only numpy views, which
+  # torch warns about.
   with torch.no_grad():
     out = model(
-      input_ids=torch.as_tensor(input_ids),
-      attention_mask=torch.as_tensor(attention_mask),
-      position_ids=torch.as_tensor(position_ids),
+      input_ids=torch.as_tensor(np.array(input_ids)),
+      attention_mask=torch.as_tensor(np.array(attention_mask)),
+      position_ids=torch.as_tensor(np.array(position_ids)),
     )
   return out.logits.float().numpy()
