@@ -33,11 +33,16 @@ import sys  # noqa: E402
 sys.path.insert(0, os.path.dirname(__file__))
 
 
-import pytest  # noqa: E402
+import devices  # noqa: E402
 
 
 def pytest_runtest_setup(item):
   """`gpu`-marked tests need a GPU backend (`pytest -m gpu` on one, with
-  JAX_PLATFORMS=cuda as launch/gpu_check.sh sets); elsewhere they skip."""
-  if item.get_closest_marker("gpu") and jax.default_backend() != "gpu":
-    pytest.skip("needs a GPU: run `bash launch/gpu_check.sh` on one")
+  JAX_PLATFORMS=cuda as launch/gpu_check.sh sets); elsewhere they skip,
+  or fail where the environment promised a GPU (`devices`)."""
+  if item.get_closest_marker("gpu"):
+    devices.require(
+      jax.default_backend() == "gpu",
+      "gpu",
+      "needs a GPU: run `bash launch/gpu_check.sh` on one",
+    )

@@ -42,7 +42,7 @@ def blocks(N: int, V: int, dtype) -> tuple[int, int]:
 
 def forward(h_ND, w_DV, t_N, *, temperature, V, bt, bv, interpret):
   """(logp_N, entropy_N, lse_N), fp32, over w's first V columns; N
-  divides by bt."""
+  divides by bt, targets int32."""
   N, D = h_ND.shape
   col = pl.BlockSpec((bt, 1), lambda i, j: (i, 0))
   out = jax.ShapeDtypeStruct((N, 1), _F32)
@@ -63,7 +63,7 @@ def forward(h_ND, w_DV, t_N, *, temperature, V, bt, bv, interpret):
       dimension_semantics=("parallel", "arbitrary")
     ),
     name="emojax_fused_logprobs_tpu",
-  )(h_ND, w_DV, t_N.astype(jnp.int32).reshape(N, 1))
+  )(h_ND, w_DV, t_N.reshape(N, 1))
   return tuple(x[:, 0] for x in outs)
 
 

@@ -10,6 +10,7 @@
 - Dispatch: which inputs and settings pick these kernels over Triton.
 """
 
+import devices
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -200,8 +201,11 @@ def test_simulated_forward_drains_blocks_one_warpgroup_skips():
 def test_on_hopper_matches_twin(K, E):
   # The kernels run under target(hopper=True) whatever the environment
   # says; only a pre-Hopper GPU (no wgmma, no TMA) cannot run them.
-  if not backend.hopper_device():
-    pytest.skip("needs a Hopper GPU (H100/H200): wgmma and TMA")
+  devices.require(
+    backend.hopper_device(),
+    "hopper",
+    "needs a Hopper GPU (H100/H200): wgmma and TMA",
+  )
   ks = jax.random.split(jax.random.key(2), 4)
   B, T, H = 2, 1000, 32
   q = jax.random.normal(ks[0], (B, T, H, E), BF16)
