@@ -72,7 +72,8 @@ def test_twin_matches_torch():
   np.testing.assert_allclose(ent, want_ent.numpy(), atol=1e-5, rtol=1e-5)
 
 
-def test_grpo_loss_with_fused_logprobs_equals_materialised():
+@pytest.mark.parametrize("name,fn,kw", IMPLS, ids=[i[0] for i in IMPLS])
+def test_grpo_loss_with_fused_logprobs_equals_materialised(name, fn, kw):
   h, w, t, _ = _inputs()
   rng = np.random.default_rng(0)
   adv = jnp.asarray(rng.normal(size=B), jnp.float32)
@@ -91,7 +92,7 @@ def test_grpo_loss_with_fused_logprobs_equals_materialised():
 
     return jax.jit(jax.value_and_grad(f, argnums=(0, 1)))
 
-  got, got_g = loss(chunked_logprobs, block_t=8, block_v=32)(h, w)
+  got, got_g = loss(fn, **kw)(h, w)
   want, want_g = loss(fused_logprobs_ref)(h, w)
   np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
   for x, y in zip(got_g, want_g, strict=True):
