@@ -21,6 +21,13 @@ import jax.numpy as jnp
 
 from emojax.kernels import backend
 
+# Token and vocab tile of the XLA loops. Each step is a [1024, D] x
+# [D, 8192] matmul, big enough to keep a GPU's or TPU's matrix units busy
+# (a Pallas kernel's 64 x 128 tile would make 150k tiny steps of one scan
+# at V = 152k, N = 8k), and its fp32 tile is 32 MiB.
+BLOCK_T = 1024
+BLOCK_V = 8192
+
 
 def check(hidden_BTD, w_vocab_DV, targets_BT, temperature):
   """Shared argument checks of the logprob functions."""
@@ -50,8 +57,8 @@ def chunked_logprobs(
   targets_BT: jax.Array,
   *,
   temperature: float = 1.0,
-  block_t: int = 1024,
-  block_v: int = 8192,
+  block_t: int = BLOCK_T,
+  block_v: int = BLOCK_V,
 ) -> tuple[jax.Array, jax.Array]:
   """(logp_BT, entropy_BT) in fp32 of softmax(hidden @ w / temperature)."""
   check(hidden_BTD, w_vocab_DV, targets_BT, temperature)
@@ -130,6 +137,23 @@ def forward(static, h_ND, w_DV, t_N):
     token_chunk, (h_ND.reshape(N // bt, bt, D), t_N.reshape(N // bt, bt))
   )
   return tuple(x.reshape(N) for x in out)
+
+
+def backward_any_rows(
+  temperature, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N
+):
+  """`backward` in this module's own tiles for any N (rows padded with
+  zero cotangents, which contribute nothing): the backward of the Pallas
+  forward, whose saved rows are padded to its own, far smaller, tile."""
+  N, V = h_ND.shape[0], w_DV.shape[1]
+  bt, bv = min(BLOCK_T, N), min(BLOCK_V, V)
+  N_pad = backend.round_up(N, bt)
+  rows = [
+    backend.pad_axis(x, 0, N_pad)
+    for x in (h_ND, t_N, lse_N, ent_N, g_logp_N, g_ent_N)
+  ]
+  dh_ND, dw_DV = backward((temperature, bt, bv), rows[0], w_DV, *rows[1:])
+  return dh_ND[:N], dw_DV
 
 
 def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):

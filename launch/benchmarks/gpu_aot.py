@@ -351,13 +351,19 @@ def grpo_memory(gpu: str, quick: bool) -> None:
 
 
 def _logprob_rows(hlo: str) -> str:
-  """The hidden-state operand of the compiled fused-logprobs kernel: one
-  device's rows, not the global batch XLA gathers for a bare Pallas call."""
+  """The (hidden, unembedding) operands of the compiled fused-logprobs
+  kernel: one device's share of rows x columns (8x the work if XLA had
+  gathered the global batch and whole vocab for a bare Pallas call)."""
   for line in hlo.splitlines():
     if "custom-call(" in line and "emojax_fused_logprobs" in line:
-      shapes = re.search(r"operand_layout_constraints=\{(\w+\[[\d,]+\])", line)
-      return f"  kernel's hidden {shapes.group(1)}" if shapes else ""
-  return ""
+      shapes = re.search(
+        r"operand_layout_constraints=\{(\w+\[[\d,]+\])\{[\d,]*\}, "
+        r"(\w+\[[\d,]+\])",
+        line,
+      )
+      return (
+        f"  kernel's {shapes.group(1)} x {shapes.group(2)}" if shapes else ""
+      )
 
 
 def main(argv: list[str]) -> int:

@@ -6,12 +6,18 @@ the GRPO loss through the fused path equals the loss through the twin.
 
 import jax
 import jax.numpy as jnp
+import jaxprs
 import ml_collections
 import numpy as np
 import pytest
 import torch
 
-from emojax.kernels import chunked_logprobs, fused_logprobs, fused_logprobs_ref
+from emojax.kernels import (
+  chunked_logprobs,
+  fused_logprobs,
+  fused_logprobs_ref,
+  xla_logprobs,
+)
 from emojax.rl import loss as rl_loss
 
 # Odd sizes: V = 75 is no multiple of the vocab tile, B*T = 26 of the token
@@ -97,6 +103,36 @@ def test_grpo_loss_with_fused_logprobs_equals_materialised(name, fn, kw):
   np.testing.assert_allclose(got, want, atol=1e-6, rtol=1e-5)
   for x, y in zip(got_g, want_g, strict=True):
     np.testing.assert_allclose(x, y, atol=1e-5, rtol=1e-5)
+
+
+def test_fused_backward_runs_in_xla_sized_tiles():
+  # The Pallas kernel's tiles (16 x 32 here, 64 x 128 on a GPU) are far too
+  # small for XLA's loops: the backward must not inherit them.
+  N, D, V = 4096, 8, 16384
+  spec = (
+    jax.ShapeDtypeStruct((1, N, D), jnp.float32),
+    jax.ShapeDtypeStruct((D, V), jnp.float32),
+    jax.ShapeDtypeStruct((1, N), jnp.int32),
+  )
+  loss = lambda h, w, t: fused_logprobs(h, w, t, interpret=True)[0].sum()
+  jaxpr = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(*spec).jaxpr
+  want = {N // xla_logprobs.BLOCK_T, V // xla_logprobs.BLOCK_V}
+  # (The kernel's own loops, in interpret mode scans too, are not XLA's.)
+  scans = jaxprs.equations(jaxpr, "scan", not_inside="pallas_call")
+  got = {e.params["length"] for e in scans}
+  assert got == want
+
+
+def test_fused_backward_pads_rows_to_its_tile(monkeypatch):
+  # 26 rows (32 in the kernel's tiles of 16) in backward tiles of 12 and 32
+  # columns: rows padded to 36 with zero cotangents, V = 75 in slid tiles.
+  monkeypatch.setattr(xla_logprobs, "BLOCK_T", 12)
+  monkeypatch.setattr(xla_logprobs, "BLOCK_V", 32)
+  h, w, t, g = _inputs()
+  _, grads = _value_and_grads(fused_logprobs, h, w, t, g, interpret=True)
+  _, grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g)
+  for x, x_r in zip(grads, grads_r, strict=True):
+    np.testing.assert_allclose(x, x_r, atol=2e-5, rtol=2e-5)
 
 
 def test_bad_shapes_are_named():

@@ -3,6 +3,7 @@ device scores its own rows (and its vocab columns where the rules split
 them), and the values and gradients are the twin's."""
 
 import jax
+import jaxprs
 import numpy as np
 import pytest
 
@@ -15,7 +16,7 @@ from emojax.rl import sharded_logprobs
 B, C, D, V = 8, 64, 64, 1024
 
 
-def _inputs():
+def _inputs(V=V):
   ks = jax.random.split(jax.random.key(0), 4)
   h = jax.random.normal(ks[0], (B, C, D))
   w = jax.random.normal(ks[1], (D, V)) * D**-0.5
@@ -34,36 +35,51 @@ def _value_and_grads(fn, t, g):
 
 def _kernel_inputs(jaxpr):
   """Shapes of (hidden, weights) at every fused-logprobs Pallas call."""
-  found = []
-  for eqn in jaxpr.eqns:
-    if eqn.primitive.name == "pallas_call":
-      found.append(tuple(v.aval.shape for v in eqn.invars[:2]))
-    for sub in jax.core.jaxprs_in_params(eqn.params):
-      found += _kernel_inputs(sub)
-  return found
+  return [
+    tuple(v.aval.shape for v in eqn.invars[:2])
+    for eqn in jaxprs.equations(jaxpr, "pallas_call")
+  ]
 
 
-@pytest.mark.parametrize(
-  "axes,rows,cols",
-  [
-    ({"data": 1, "fsdp": 8, "tensor": 1}, 8, 1),
-    ({"data": 2, "fsdp": 2, "tensor": 2}, 4, 2),
-    ({"data": 1, "fsdp": 1, "tensor": 8}, 1, 8),
-  ],
-  ids=["fsdp8", "dp2-fsdp2-tp2", "tp8"],
-)
-def test_each_device_scores_its_share_and_matches_the_twin(axes, rows, cols):
-  h, w, t, g = _inputs()
+# (mesh, rules changed, V, the kernel's rows, its columns). Rows are
+# gathered over the FSDP axis and its columns split instead when the group's
+# rows are fewer than the columns (512 < 1024); not when they are more
+# (512 > 256); not gathered when the FSDP axis does not split rows. Rules
+# that put the vocab on the rows' axis lose that split (a device's columns
+# would belong to other devices' rows).
+FSDP8 = {"data": 1, "fsdp": 8, "tensor": 1}
+CASES = {
+  "fsdp8": (FSDP8, {}, 1024, 512, 128),
+  "fsdp8-few-columns": (FSDP8, {}, 256, 64, 256),
+  "dp2-fsdp2-tp2": ({"data": 2, "fsdp": 2, "tensor": 2}, {}, 1024, 256, 256),
+  "tp8": ({"data": 1, "fsdp": 1, "tensor": 8}, {}, 1024, 512, 128),
+  "rows-on-data": (
+    {"data": 2, "fsdp": 4, "tensor": 1},
+    {"batch": "data"},
+    1024,
+    256,
+    256,
+  ),
+  "vocab-on-rows-axis": (FSDP8, {"vocab": "fsdp"}, 1024, 512, 128),
+  "vocab-on-rows-axis-few-columns": (FSDP8, {"vocab": "fsdp"}, 256, 64, 256),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_each_device_scores_its_share_and_matches_the_twin(case):
+  axes, changed, V, rows, cols = CASES[case]
+  h, w, t, g = _inputs(V)
   mesh = sharding.make_mesh(axes)
+  rules = dict(sharding.rules_dict(None), **changed)
   fn = _value_and_grads(sharded_logprobs.fused_logprobs, t, g)
   # The Triton code path in Pallas's interpreter (on plain CPU the fused
   # path would take XLA's chunked one).
-  with sharding.use_rules(mesh), backend.target("gpu", simulate=True):
+  with sharding.use_rules(mesh, rules), backend.target("gpu", simulate=True):
     shapes = _kernel_inputs(jax.make_jaxpr(fn)(h, w).jaxpr)
     got = jax.jit(fn)(h, w)
   # XLA gathers a bare Pallas call's operands onto every device (all rows
-  # on each): here the forward kernel sees one device's rows and columns.
-  assert ((B * C // rows, D), (D, V // cols)) in shapes, shapes
+  # on each): here the forward kernel sees one device's share.
+  assert ((rows, D), (D, cols)) in shapes, shapes
   want = jax.jit(_value_and_grads(kernels.fused_logprobs_ref, t, g))(h, w)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-5)
@@ -75,17 +91,3 @@ def test_outside_a_mesh_it_is_the_kernel():
   want = kernels.fused_logprobs(h, w, t, temperature=0.7)
   for a, b in zip(got, want, strict=True):
     np.testing.assert_array_equal(a, b)
-
-
-def test_rules_that_split_rows_and_vocab_on_one_axis_split_rows_only():
-  h, w, t, g = _inputs()
-  mesh = sharding.make_mesh({"data": 1, "fsdp": 8, "tensor": 1})
-  rules = dict(sharding.rules_dict(None), vocab="fsdp")
-  fn = _value_and_grads(sharded_logprobs.fused_logprobs, t, g)
-  with sharding.use_rules(mesh, rules), backend.target("gpu", simulate=True):
-    shapes = _kernel_inputs(jax.make_jaxpr(fn)(h, w).jaxpr)
-    got = jax.jit(fn)(h, w)
-  assert ((B * C // 8, D), (D, V)) in shapes, shapes
-  want = jax.jit(_value_and_grads(kernels.fused_logprobs_ref, t, g))(h, w)
-  for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
-    np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-5)
