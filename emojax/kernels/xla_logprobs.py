@@ -160,17 +160,13 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
   """(dh_ND, dw_DV) given the forward's lse and entropy and cotangents.
 
   d logp / dz_v = 1[v = t] - p_v;  d H / dz_v = -p_v (z_v - lse + H).
-  Vocab tiles outside, token chunks inside: each dw tile is summed over all
-  tokens in fp32 and written once in w's dtype, so no fp32 [D, V] buffer
-  exists; dh [N, D] is the fp32 accumulator (N*D is small next to D*V).
-  The slid last tile goes first, its overlap masked to zeros, which the
-  tile before it then overwrites: each write is a plain in-place update
-  (reading the old columns back made XLA copy the whole [D, V] buffer).
+  One of dh and dw is summed in fp32 across the whole loop, the other
+  tile by tile and written once in its dtype: the fp32 one is the smaller,
+  dh [N, D] when V > N (a 152k vocabulary), dw [D, V] when the rows
+  outnumber the columns (a device's vocab shard, `rl.sharded_logprobs`).
   """
   temperature, bt, bv = static
   N, D = h_ND.shape
-  V = w_DV.shape[1]
-  nv = -(-V // bv)
   chunks = tuple(
     x.reshape(N // bt, bt, *x.shape[1:])
     for x in (
@@ -182,26 +178,48 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
       g_ent_N.astype(jnp.float32),
     )
   )
+  loop = _vocab_outer if w_DV.shape[1] > N else _rows_outer
+  return loop(temperature, bv, chunks, w_DV)
+
+
+def _dz(h_bD, w_DV, j, bv, temperature, t_b, lse_b, ent_b, gl_b, ge_b):
+  """d loss / d logits of tile j, zero on columns an earlier tile owns."""
+  z_bv, cols_1v, new_1v, s0 = _tile(h_bD, w_DV, j, bv, temperature)
+  p_bv = jnp.exp(z_bv - lse_b[:, None])
+  onehot_bv = (cols_1v == t_b[:, None]).astype(jnp.float32)
+  dz_bv = gl_b[:, None] * (onehot_bv - p_bv) - ge_b[:, None] * p_bv * (
+    z_bv - lse_b[:, None] + ent_b[:, None]
+  )
+  dz_bv = jnp.where(new_1v, dz_bv, 0.0) / temperature
+  w_Dv = jax.lax.dynamic_slice_in_dim(w_DV, s0, bv, axis=1)
+  return dz_bv, w_Dv, s0
+
+
+def _vocab_outer(temperature, bv, chunks, w_DV):
+  """Vocab tiles outside, token chunks inside: each dw tile is summed over
+  all tokens in fp32 and written once in w's dtype; dh [N, D] is the fp32
+  accumulator. The slid last tile goes first, its overlap masked to
+  zeros, which the tile before it then overwrites: each write is a plain
+  in-place update (reading the old columns back made XLA copy the whole
+  [D, V] buffer)."""
+  D, V = w_DV.shape
+  nv = -(-V // bv)
+  n, bt = chunks[0].shape[:2]
 
   def vocab_tile(carry, step):
     dh_nbD, dw_DV = carry
     j = (step + nv - 1) % nv  # nv - 1, 0, 1, ..., nv - 2
 
     def token_chunk(dw_Dv, args):
-      h_bD, t_b, lse_b, ent_b, gl_b, ge_b, dh_bD = args
-      z_bv, cols_1v, new_1v, s0 = _tile(h_bD, w_DV, j, bv, temperature)
-      p_bv = jnp.exp(z_bv - lse_b[:, None])
-      onehot_bv = (cols_1v == t_b[:, None]).astype(jnp.float32)
-      dz_bv = gl_b[:, None] * (onehot_bv - p_bv) - ge_b[:, None] * p_bv * (
-        z_bv - lse_b[:, None] + ent_b[:, None]
-      )
-      dz_bv = jnp.where(new_1v, dz_bv, 0.0) / temperature
-      w_Dv = jax.lax.dynamic_slice_in_dim(w_DV, s0, bv, axis=1)
+      *rows, dh_bD = args
+      dz_bv, w_Dv, _ = _dz(rows[0], w_DV, j, bv, temperature, *rows[1:])
       dh_bD = dh_bD + jnp.dot(
         dz_bv.astype(w_DV.dtype), w_Dv.T, preferred_element_type=jnp.float32
       )
       dw_Dv = dw_Dv + jnp.dot(
-        h_bD.T, dz_bv.astype(h_bD.dtype), preferred_element_type=jnp.float32
+        rows[0].T,
+        dz_bv.astype(rows[0].dtype),
+        preferred_element_type=jnp.float32,
       )
       return dw_Dv, dh_bD
 
@@ -214,6 +232,39 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
     )
     return (dh_nbD, dw_DV), None
 
-  init = (jnp.zeros((N // bt, bt, D), jnp.float32), jnp.zeros_like(w_DV))
+  init = (jnp.zeros((n, bt, D), jnp.float32), jnp.zeros_like(w_DV))
   (dh_nbD, dw_DV), _ = jax.lax.scan(vocab_tile, init, jnp.arange(nv))
-  return dh_nbD.reshape(N, D).astype(h_ND.dtype), dw_DV
+  return dh_nbD.reshape(n * bt, D).astype(chunks[0].dtype), dw_DV
+
+
+def _rows_outer(temperature, bv, chunks, w_DV):
+  """Token chunks outside, vocab tiles inside: each dh chunk is summed over
+  all columns in fp32 and written once; dw [D, V] is the fp32 accumulator
+  (tiles add in place; the slid last tile's overlap adds zeros)."""
+  D, V = w_DV.shape
+  nv = -(-V // bv)
+  n, bt = chunks[0].shape[:2]
+
+  def token_chunk(dw_DV, rows):
+    def vocab_tile(carry, j):
+      dh_bD, dw_DV = carry
+      dz_bv, w_Dv, s0 = _dz(rows[0], w_DV, j, bv, temperature, *rows[1:])
+      dh_bD = dh_bD + jnp.dot(
+        dz_bv.astype(w_DV.dtype), w_Dv.T, preferred_element_type=jnp.float32
+      )
+      dw_Dv = jax.lax.dynamic_slice_in_dim(dw_DV, s0, bv, axis=1) + jnp.dot(
+        rows[0].T,
+        dz_bv.astype(rows[0].dtype),
+        preferred_element_type=jnp.float32,
+      )
+      dw_DV = jax.lax.dynamic_update_slice_in_dim(dw_DV, dw_Dv, s0, axis=1)
+      return (dh_bD, dw_DV), None
+
+    init = (jnp.zeros((bt, D), jnp.float32), dw_DV)
+    (dh_bD, dw_DV), _ = jax.lax.scan(vocab_tile, init, jnp.arange(nv))
+    return dw_DV, dh_bD.astype(rows[0].dtype)
+
+  dw_DV, dh_nbD = jax.lax.scan(
+    token_chunk, jnp.zeros((D, V), jnp.float32), chunks
+  )
+  return dh_nbD.reshape(n * bt, D), dw_DV.astype(w_DV.dtype)

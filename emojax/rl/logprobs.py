@@ -3,8 +3,8 @@
 The unembedding and softmax are chunked over tokens and vocabulary
 (`emojax.kernels.chunked_logprobs`), so a 150k-vocabulary model never holds
 `[B, T, V]` logits; `ModelConfig.logprobs='fused'` uses the Pallas kernel
-instead (`kernels.fused_logprobs`, placed on the mesh by
-`sharded_logprobs`: same values and gradients).
+instead (`kernels.fused_logprobs`: same values and gradients). Either is
+placed on the mesh by `sharded_logprobs`.
 Only the completion slice of the sequence is unembedded.
 
 Batches come in two layouts: concatenated rows (`input_ids` = prompt +
@@ -55,8 +55,10 @@ def completion_logprobs(
     targets_BC = batch["input_ids"][:, start:]
   w_DV = unembedding_DV(params, cfg).astype(h_BCD.dtype)
   fused = cfg.logprobs == "fused"
-  fn = sharded_logprobs.fused_logprobs if fused else kernels.chunked_logprobs
-  return fn(h_BCD, w_DV, targets_BC, temperature=temperature)
+  fn = kernels.fused_logprobs if fused else kernels.chunked_logprobs
+  return sharded_logprobs.logprobs(
+    h_BCD, w_DV, targets_BC, temperature=temperature, fn=fn
+  )
 
 
 def _shared_prompt_inputs(params, cfg, batch):

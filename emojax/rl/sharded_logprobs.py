@@ -1,9 +1,14 @@
-"""The fused logprob kernel over a device mesh, in `shard_map`.
+"""Per-token logprobs over a device mesh, in `shard_map`.
 
-A Pallas call is opaque to XLA's SPMD partitioner, which gathers its
-operands onto every device: left alone, each of 8 compile-only A100s
-(fsdp 8) ran the kernel on all 32768 rows of the global batch, 8x the
-work. Here each device runs it on its share of rows x columns, and when
+XLA's SPMD partitioner places neither logprob path well on its own. A
+Pallas call is opaque to it, so it gathers the operands onto every
+device: each of 8 compile-only A100s (fsdp 8) ran the fused kernel on
+all 32768 rows of the global batch, 8x the work. The chunked XLA loop it
+does split, by the contraction: each device multiplied all rows by its
+1/8 of D, and every fp32 [1024, 8192] logits tile was all-reduced over
+the 8 devices inside the loop, 19 GiB of all-reduce a forward at 7B
+(and again in the backward). Here each device runs either path on its
+share of rows x columns, and when
 the vocabulary is split over mesh axes the shards' statistics are
 combined:
 
@@ -34,17 +39,16 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from emojax import kernels, sharding
+from emojax import sharding
 
 
-def fused_logprobs(h_BCD, w_DV, targets_BC, *, temperature):
-  """`kernels.fused_logprobs` with rows, and vocab columns where the rules
-  split them, kept on their devices (outside `use_rules`: as is)."""
+def logprobs(h_BCD, w_DV, targets_BC, *, temperature, fn):
+  """`fn(h, w, targets, temperature=)` (`kernels.fused_logprobs` or
+  `chunked_logprobs`) on each device's rows and vocab columns (outside
+  `use_rules`: as is)."""
   active = sharding.active()
   if active is None:
-    return kernels.fused_logprobs(
-      h_BCD, w_DV, targets_BC, temperature=temperature
-    )
+    return fn(h_BCD, w_DV, targets_BC, temperature=temperature)
   mesh, rules = active
   row = sharding.logical_to_spec(("batch",), rules, mesh)[0]
   embed, vocab = sharding.logical_to_spec(("embed", "vocab"), rules, mesh)
@@ -59,6 +63,7 @@ def fused_logprobs(h_BCD, w_DV, targets_BC, *, temperature):
   rows = P(row, None)
   body = functools.partial(
     _local,
+    fn=fn,
     temperature=temperature,
     embed=embed,
     vocab=vocab,
@@ -99,7 +104,7 @@ def _layout(shape_BCD, V, row, embed, vocab, mesh) -> str:
   return "gather"
 
 
-def _local(h_BCD, w_dv, targets_BC, *, temperature, embed, vocab, layout):
+def _local(h_BCD, w_dv, targets_BC, *, fn, temperature, embed, vocab, layout):
   """This device's rows (and columns): (logp_BC, entropy_BC)."""
   if layout == "gather":
     # FSDP by hand: gathered here, the gradient comes back reduce-scattered
@@ -107,27 +112,25 @@ def _local(h_BCD, w_dv, targets_BC, *, temperature, embed, vocab, layout):
     # whole on every device: +2.8 GiB a device at 7B on 8 H100s.
     if embed is not None:
       w_dv = jax.lax.all_gather(w_dv, embed, axis=0, tiled=True)
-    return _score(h_BCD, w_dv, targets_BC, temperature, _names(vocab))
+    return _score(fn, temperature, h_BCD, w_dv, targets_BC, _names(vocab))
   # Device i of the group gets all of D for the group's column block i
   # (all_to_all's transpose returns the gradient D-sharded).
   w_Dv = jax.lax.all_to_all(w_dv, embed, 1, 0, tiled=True)
   split = _names(vocab) + (embed,)
   if layout == "columns":
-    return _score(h_BCD, w_Dv, targets_BC, temperature, split)
+    return _score(fn, temperature, h_BCD, w_Dv, targets_BC, split)
   B = h_BCD.shape[0]
   gather = functools.partial(jax.lax.all_gather, axis_name=embed, tiled=True)
-  outs = _score(gather(h_BCD), w_Dv, gather(targets_BC), temperature, split)
+  outs = _score(fn, temperature, gather(h_BCD), w_Dv, gather(targets_BC), split)
   mine = jax.lax.axis_index(embed) * B
   return tuple(jax.lax.dynamic_slice_in_dim(x, mine, B) for x in outs)
 
 
-def _score(h_BCD, w_Dv, targets_BC, temperature, split):
-  """The kernel on these columns, combined over the `split` mesh axes
-  (the vocab's shards, major to minor) when there are any."""
+def _score(fn, temperature, h_BCD, w_Dv, targets_BC, split):
+  """fn on these columns, combined over the `split` mesh axes (the
+  vocab's shards, major to minor) when there are any."""
   if not split:
-    return kernels.fused_logprobs(
-      h_BCD, w_Dv, targets_BC, temperature=temperature
-    )
+    return fn(h_BCD, w_Dv, targets_BC, temperature=temperature)
   Vl = w_Dv.shape[1]
   shard = 0
   for name in split:
@@ -135,9 +138,7 @@ def _score(h_BCD, w_Dv, targets_BC, temperature, split):
   local_BC = targets_BC - shard * Vl
   mine_BC = (local_BC >= 0) & (local_BC < Vl)
   col_BC = jnp.where(mine_BC, local_BC, 0)
-  logp_s, ent_s = kernels.fused_logprobs(
-    h_BCD, w_Dv, col_BC, temperature=temperature
-  )
+  logp_s, ent_s = fn(h_BCD, w_Dv, col_BC, temperature=temperature)
   z_BC = jnp.einsum(
     "bcd,dbc->bc",
     h_BCD,

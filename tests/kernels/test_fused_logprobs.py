@@ -5,8 +5,8 @@ the GRPO loss through the fused path equals the loss through the twin.
 """
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
-import jaxprs
 import ml_collections
 import numpy as np
 import pytest
@@ -105,6 +105,17 @@ def test_grpo_loss_with_fused_logprobs_equals_materialised(name, fn, kw):
     np.testing.assert_allclose(x, y, atol=1e-5, rtol=1e-5)
 
 
+def _xla_scans(jaxpr):
+  """Every lax.scan in jaxpr, nested ones included, but not the Pallas
+  kernel's own loops (in interpret mode scans too)."""
+  for eqn in jaxpr.eqns:
+    if eqn.primitive.name == "scan":
+      yield eqn
+    if eqn.primitive.name != "pallas_call":
+      for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+        yield from _xla_scans(sub)
+
+
 def test_fused_backward_runs_in_xla_sized_tiles():
   # The Pallas kernel's tiles (16 x 32 here, 64 x 128 on a GPU) are far too
   # small for XLA's loops: the backward must not inherit them.
@@ -117,9 +128,7 @@ def test_fused_backward_runs_in_xla_sized_tiles():
   loss = lambda h, w, t: fused_logprobs(h, w, t, interpret=True)[0].sum()
   jaxpr = jax.make_jaxpr(jax.grad(loss, argnums=(0, 1)))(*spec).jaxpr
   want = {N // xla_logprobs.BLOCK_T, V // xla_logprobs.BLOCK_V}
-  # (The kernel's own loops, in interpret mode scans too, are not XLA's.)
-  scans = jaxprs.equations(jaxpr, "scan", not_inside="pallas_call")
-  got = {e.params["length"] for e in scans}
+  got = {e.params["length"] for e in _xla_scans(jaxpr)}
   assert got == want
 
 
@@ -131,6 +140,30 @@ def test_fused_backward_pads_rows_to_its_tile(monkeypatch):
   h, w, t, g = _inputs()
   _, grads = _value_and_grads(fused_logprobs, h, w, t, g, interpret=True)
   _, grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g)
+  for x, x_r in zip(grads, grads_r, strict=True):
+    np.testing.assert_allclose(x, x_r, atol=2e-5, rtol=2e-5)
+
+
+@pytest.mark.parametrize(
+  "V,loop", [(75, "_vocab_outer"), (11, "_rows_outer")], ids=["V>N", "V<N"]
+)
+def test_chunked_backward_accumulates_the_smaller_in_fp32(V, loop, monkeypatch):
+  # dh [N, D] in fp32 when the vocab outnumbers the 26 rows, dw [D, V] when
+  # the rows do (a device's vocab shard); 4-column tiles slide at V = 11.
+  ran = []
+  impl = getattr(xla_logprobs, loop)
+  monkeypatch.setattr(
+    xla_logprobs, loop, lambda *a: ran.append(loop) or impl(*a)
+  )
+  ks = jax.random.split(jax.random.key(3), 4)
+  h = jax.random.normal(ks[0], (B, T, D))
+  w = jax.random.normal(ks[1], (D, V)) * 0.5
+  t = jax.random.randint(ks[2], (B, T), 0, V)
+  g = jax.random.normal(ks[3], (2, B, T))
+  kw = dict(block_t=8, block_v=4)
+  _, grads = _value_and_grads(chunked_logprobs, h, w, t, g, **kw)
+  _, grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g)
+  assert ran == [loop]
   for x, x_r in zip(grads, grads_r, strict=True):
     np.testing.assert_allclose(x, x_r, atol=2e-5, rtol=2e-5)
 

@@ -1,9 +1,11 @@
-"""The fused logprob kernel on a mesh of the 8 fake CPU devices: each
-device scores its own rows (and its vocab columns where the rules split
-them), and the values and gradients are the twin's."""
+"""Logprobs on a mesh of the 8 fake CPU devices, with the fused kernel and
+with the chunked XLA loop: each device scores its share of rows x vocab
+columns, and the values and gradients are the twin's."""
+
+import contextlib
+import functools
 
 import jax
-import jaxprs
 import numpy as np
 import pytest
 
@@ -33,12 +35,25 @@ def _value_and_grads(fn, t, g):
   return run
 
 
-def _kernel_inputs(jaxpr):
-  """Shapes of (hidden, weights) at every fused-logprobs Pallas call."""
-  return [
-    tuple(v.aval.shape for v in eqn.invars[:2])
-    for eqn in jaxprs.equations(jaxpr, "pallas_call")
-  ]
+def _spied(fn, seen):
+  """fn, noting the (rows, columns) each call of it is given."""
+
+  def spy(h, w, t, **kw):
+    seen.append((h.shape[0] * h.shape[1], w.shape[1]))
+    return fn(h, w, t, **kw)
+
+  return spy
+
+
+# The fused kernel's Triton code path in Pallas's interpreter (on plain CPU
+# the fused path would take XLA's chunked one), and the chunked loop.
+IMPLS = {
+  "fused": (
+    kernels.fused_logprobs,
+    lambda: backend.target("gpu", simulate=True),
+  ),
+  "chunked": (kernels.chunked_logprobs, contextlib.nullcontext),
+}
 
 
 # (mesh, rules changed, V, the kernel's rows, its columns). Rows are
@@ -65,21 +80,22 @@ CASES = {
 }
 
 
+@pytest.mark.parametrize("impl", list(IMPLS))
 @pytest.mark.parametrize("case", list(CASES))
-def test_each_device_scores_its_share_and_matches_the_twin(case):
+def test_each_device_scores_its_share_and_matches_the_twin(case, impl):
   axes, changed, V, rows, cols = CASES[case]
+  fn, context = IMPLS[impl]
   h, w, t, g = _inputs(V)
   mesh = sharding.make_mesh(axes)
   rules = dict(sharding.rules_dict(None), **changed)
-  fn = _value_and_grads(sharded_logprobs.fused_logprobs, t, g)
-  # The Triton code path in Pallas's interpreter (on plain CPU the fused
-  # path would take XLA's chunked one).
-  with sharding.use_rules(mesh, rules), backend.target("gpu", simulate=True):
-    shapes = _kernel_inputs(jax.make_jaxpr(fn)(h, w).jaxpr)
-    got = jax.jit(fn)(h, w)
-  # XLA gathers a bare Pallas call's operands onto every device (all rows
-  # on each): here the forward kernel sees one device's share.
-  assert ((rows, D), (D, cols)) in shapes, shapes
+  seen = []
+  placed = functools.partial(sharded_logprobs.logprobs, fn=_spied(fn, seen))
+  run = jax.jit(_value_and_grads(placed, t, g))
+  with sharding.use_rules(mesh, rules), context():
+    got = run(h, w)
+  # Left to XLA, the fused kernel got every row on every device, and the
+  # chunked loop all-reduced each logits tile over the devices.
+  assert seen == [(rows, cols)]
   want = jax.jit(_value_and_grads(kernels.fused_logprobs_ref, t, g))(h, w)
   for a, b in zip(jax.tree.leaves(got), jax.tree.leaves(want), strict=True):
     np.testing.assert_allclose(a, b, atol=2e-5, rtol=2e-5)
@@ -87,7 +103,8 @@ def test_each_device_scores_its_share_and_matches_the_twin(case):
 
 def test_outside_a_mesh_it_is_the_kernel():
   h, w, t, g = _inputs()
-  got = sharded_logprobs.fused_logprobs(h, w, t, temperature=0.7)
+  fn = kernels.fused_logprobs
+  got = sharded_logprobs.logprobs(h, w, t, temperature=0.7, fn=fn)
   want = kernels.fused_logprobs(h, w, t, temperature=0.7)
   for a, b in zip(got, want, strict=True):
     np.testing.assert_array_equal(a, b)

@@ -12,8 +12,8 @@ import numpy as np
 import optax
 import pytest
 
+from emojax import kernels, sharding
 from emojax import model as model_lib
-from emojax import sharding
 from emojax.model import config as config_lib
 from emojax.model import params as params_lib
 from emojax.train import grpo, optim, sft
@@ -53,12 +53,22 @@ def test_some_weights_are_sharded(setup):
   assert sum("fsdp" in str(s) for s in specs) >= 8
 
 
-# 'fused' puts the logprobs in shard_map (`rl.sharded_logprobs`), whose
-# gradient must not come out replicated either.
+# Both logprob paths run in shard_map (`rl.sharded_logprobs`), whose
+# gradient must not come out replicated either; each device scores the
+# FSDP group's 128 rows on its 512 / 8 vocab columns.
 @pytest.mark.parametrize("logprobs", ["chunked", "fused"])
-def test_grpo_gradients_keep_param_shardings(setup, logprobs):
+def test_grpo_gradients_keep_param_shardings(setup, logprobs, monkeypatch):
   mesh, cfg, params = setup
   cfg = cfg.replace(logprobs=logprobs)
+  name = f"{logprobs}_logprobs"
+  seen, impl = [], getattr(kernels, name)
+
+  def spy(h, w, t, **kw):
+    seen.append((h.shape[0] * h.shape[1], w.shape[1]))
+    return impl(h, w, t, **kw)
+
+  monkeypatch.setattr(kernels, name, spy)
+  jax.clear_caches()  # trace again, through the spy
   rng = np.random.RandomState(0)
   ids = rng.randint(1, cfg.vocab_size - 8, (P, TP)).astype(np.int32)
   batch = {
@@ -89,6 +99,7 @@ def test_grpo_gradients_keep_param_shardings(setup, logprobs):
       params, batch, inputs, cfg=cfg, rl_static=grpo.static_rl(rl)
     )
   assert _same_shardings(g, params) == []
+  assert set(seen) == {(P * G * C, cfg.vocab_size // 8)}
 
 
 @pytest.mark.parametrize("logprobs", ["chunked", "fused"])
