@@ -3,9 +3,9 @@
 A loop over token chunks with vocab chunks inside keeps one [block_t,
 block_v] logits tile alive at a time (online logsumexp). The custom VJP
 saves only the per-token logsumexp and entropy and recomputes each tile in
-the backward, accumulating dhidden [N, D] and dw [D, V] in fp32. Runs on
-every backend; it is what CPU and TPU training use, and the backward of the
-Pallas `fused_logprobs`.
+the backward, summing the smaller of dhidden [N, D] and dw [D, V] in fp32
+across the loop and the other tile by tile. Runs on every backend; it is
+the `chunked` logprobs, and the backward of the Pallas `fused_logprobs`.
 
 Vocab tiles need not divide V: the last tile slides back to end at V and
 masks the columns the previous tile already covered, so the weight matrix

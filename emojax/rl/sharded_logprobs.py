@@ -16,7 +16,7 @@ combined:
   H = lse - sum_s exp(lse_s - lse) (lse_s - H_s)
 
 (H_s = lse_s - E_s[z], the entropy of shard s's renormalised softmax).
-Shard s gets lse_s = z_s - logp_s from a logit z_s the kernel also scored:
+Shard s gets lse_s = z_s - logp_s from a logit z_s it also scored:
 the target's column where it holds it, its own column 0 elsewhere.
 
 FSDP shards the unembedding's D over the axis that also splits the rows.
@@ -58,7 +58,8 @@ def logprobs(h_BCD, w_DV, targets_BC, *, temperature, fn):
     row, vocab
   ):
     vocab = None
-  if not sharding.fits(w_DV.shape, P(embed), mesh) or _overlap(embed, vocab):
+  # (`logical_to_spec` never gives embed and vocab one mesh axis.)
+  if not sharding.fits(w_DV.shape, P(embed), mesh):
     embed = None
   rows = P(row, None)
   body = functools.partial(

@@ -364,6 +364,7 @@ def _logprob_rows(hlo: str) -> str:
       return (
         f"  kernel's {shapes.group(1)} x {shapes.group(2)}" if shapes else ""
       )
+  return ""
 
 
 def main(argv: list[str]) -> int:

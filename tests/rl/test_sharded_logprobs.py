@@ -60,8 +60,8 @@ IMPLS = {
 # gathered over the FSDP axis and its columns split instead when the group's
 # rows are fewer than the columns (512 < 1024); not when they are more
 # (512 > 256); not gathered when the FSDP axis does not split rows. Rules
-# that put the vocab on the rows' axis lose that split (a device's columns
-# would belong to other devices' rows).
+# that put the vocab on the rows' axis (and the weights' D nowhere) lose
+# the vocab split: a device's columns would belong to other devices' rows.
 FSDP8 = {"data": 1, "fsdp": 8, "tensor": 1}
 CASES = {
   "fsdp8": (FSDP8, {}, 1024, 512, 128),
@@ -75,8 +75,13 @@ CASES = {
     256,
     256,
   ),
-  "vocab-on-rows-axis": (FSDP8, {"vocab": "fsdp"}, 1024, 512, 128),
-  "vocab-on-rows-axis-few-columns": (FSDP8, {"vocab": "fsdp"}, 256, 64, 256),
+  "vocab-on-rows-axis": (
+    FSDP8,
+    {"vocab": "fsdp", "embed": None},
+    1024,
+    64,
+    1024,
+  ),
 }
 
 
