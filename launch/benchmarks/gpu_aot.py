@@ -19,7 +19,10 @@ give:
    D = 3584, 8192 tokens, bf16): materialised logits against the chunked
    XLA and the fused Pallas paths.
 3. The same plan for a GRPO micro-batch gradient of Qwen2.5-7B sharded
-   over 8 H100s: what a device holds with each attention and logprob path.
+   over 8 H100s: what a device holds with each attention and logprob path,
+   and the collectives' buffers it passes per step (`_hlo.py`: loops'
+   trip counts included; ar all-reduce, ag all-gather, rs reduce-scatter,
+   a2a all-to-all).
 
 Needs, on any Linux x86-64 machine (no GPU, no driver):
   pip install jax-cuda12-plugin==JAX_VERSION jax-cuda12-pjrt==JAX_VERSION \
@@ -346,8 +349,21 @@ def grpo_memory(gpu: str, quick: bool) -> None:
       f"weights {stats.argument_size_in_bytes / 2**30:5.2f}  "
       f"temp {stats.temp_size_in_bytes / 2**30:5.2f}  "
       f"gradients {stats.output_size_in_bytes / 2**30:5.2f}"
+      + _collectives(compiled.as_text())
       + (_logprob_rows(compiled.as_text()) if logp == "fused" else "")
     )
+
+
+def _collectives(hlo: str) -> str:
+  """GiB of collective buffers a device passes per step, by kind."""
+  from benchmarks import _hlo
+
+  moved, unknown = _hlo.collective_bytes(hlo)
+  short = {"all-reduce": "ar", "all-gather": "ag", "reduce-scatter": "rs"}
+  short |= {"all-to-all": "a2a", "collective-permute": "cp"}
+  parts = [f"{short[k]} {b / 2**30:.2f}" for k, b in moved.items() if b]
+  loops = f", {unknown} loops of unknown trips" if unknown else ""
+  return f"  collectives GiB: {' '.join(parts) or 'none'}{loops}"
 
 
 def _logprob_rows(hlo: str) -> str:
