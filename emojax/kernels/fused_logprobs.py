@@ -120,7 +120,7 @@ def _fused_fwd(static, h_ND, w_DV, t_N):
 
 
 def _fused_bwd(static, res, cotangents):
-  temperature, V = static[0], static[4]
+  temperature, _, _, _, V, *_ = static
   h_ND, w_DV, t_N, lse_N, ent_N = res
   # Padded vocab columns (V < block_v) must not enter the softmax again.
   dh_ND, dw_DV = xla_logprobs.backward_any_rows(

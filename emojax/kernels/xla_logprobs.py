@@ -182,8 +182,10 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
   return loop(temperature, bv, chunks, w_DV)
 
 
-def _dz(h_bD, w_DV, j, bv, temperature, t_b, lse_b, ent_b, gl_b, ge_b):
-  """d loss / d logits of tile j, zero on columns an earlier tile owns."""
+def _tile_grads(rows, w_DV, j, bv, temperature):
+  """(dh [bt, D], dw [D, bv], first column) of vocab tile j for one token
+  chunk, in fp32; columns an earlier tile owns get zero."""
+  h_bD, t_b, lse_b, ent_b, gl_b, ge_b = rows
   z_bv, cols_1v, new_1v, s0 = _tile(h_bD, w_DV, j, bv, temperature)
   p_bv = jnp.exp(z_bv - lse_b[:, None])
   onehot_bv = (cols_1v == t_b[:, None]).astype(jnp.float32)
@@ -192,7 +194,13 @@ def _dz(h_bD, w_DV, j, bv, temperature, t_b, lse_b, ent_b, gl_b, ge_b):
   )
   dz_bv = jnp.where(new_1v, dz_bv, 0.0) / temperature
   w_Dv = jax.lax.dynamic_slice_in_dim(w_DV, s0, bv, axis=1)
-  return dz_bv, w_Dv, s0
+  dh_bD = jnp.dot(
+    dz_bv.astype(w_DV.dtype), w_Dv.T, preferred_element_type=jnp.float32
+  )
+  dw_Dv = jnp.dot(
+    h_bD.T, dz_bv.astype(h_bD.dtype), preferred_element_type=jnp.float32
+  )
+  return dh_bD, dw_Dv, s0
 
 
 def _vocab_outer(temperature, bv, chunks, w_DV):
@@ -212,16 +220,8 @@ def _vocab_outer(temperature, bv, chunks, w_DV):
 
     def token_chunk(dw_Dv, args):
       *rows, dh_bD = args
-      dz_bv, w_Dv, _ = _dz(rows[0], w_DV, j, bv, temperature, *rows[1:])
-      dh_bD = dh_bD + jnp.dot(
-        dz_bv.astype(w_DV.dtype), w_Dv.T, preferred_element_type=jnp.float32
-      )
-      dw_Dv = dw_Dv + jnp.dot(
-        rows[0].T,
-        dz_bv.astype(rows[0].dtype),
-        preferred_element_type=jnp.float32,
-      )
-      return dw_Dv, dh_bD
+      dh_tile, dw_tile, _ = _tile_grads(rows, w_DV, j, bv, temperature)
+      return dw_Dv + dw_tile, dh_bD + dh_tile
 
     dw_Dv, dh_nbD = jax.lax.scan(
       token_chunk, jnp.zeros((D, bv), jnp.float32), (*chunks, dh_nbD)
@@ -248,17 +248,10 @@ def _rows_outer(temperature, bv, chunks, w_DV):
   def token_chunk(dw_DV, rows):
     def vocab_tile(carry, j):
       dh_bD, dw_DV = carry
-      dz_bv, w_Dv, s0 = _dz(rows[0], w_DV, j, bv, temperature, *rows[1:])
-      dh_bD = dh_bD + jnp.dot(
-        dz_bv.astype(w_DV.dtype), w_Dv.T, preferred_element_type=jnp.float32
-      )
-      dw_Dv = jax.lax.dynamic_slice_in_dim(dw_DV, s0, bv, axis=1) + jnp.dot(
-        rows[0].T,
-        dz_bv.astype(rows[0].dtype),
-        preferred_element_type=jnp.float32,
-      )
+      dh_tile, dw_tile, s0 = _tile_grads(rows, w_DV, j, bv, temperature)
+      dw_Dv = jax.lax.dynamic_slice_in_dim(dw_DV, s0, bv, axis=1) + dw_tile
       dw_DV = jax.lax.dynamic_update_slice_in_dim(dw_DV, dw_Dv, s0, axis=1)
-      return (dh_bD, dw_DV), None
+      return (dh_bD + dh_tile, dw_DV), None
 
     init = (jnp.zeros((bt, D), jnp.float32), dw_DV)
     (dh_bD, dw_DV), _ = jax.lax.scan(vocab_tile, init, jnp.arange(nv))

@@ -341,6 +341,7 @@ def grpo_memory(gpu: str, quick: bool) -> None:
         )
         compiled = traced.lower().compile()
         stats = compiled.memory_analysis()
+        hlo = compiled.as_text()
     except Exception as e:  # noqa: BLE001 - report and keep compiling.
       print(f"  {attention:6s} {logp:12s} failed: {str(e)[:300]}")
       continue
@@ -349,8 +350,8 @@ def grpo_memory(gpu: str, quick: bool) -> None:
       f"weights {stats.argument_size_in_bytes / 2**30:5.2f}  "
       f"temp {stats.temp_size_in_bytes / 2**30:5.2f}  "
       f"gradients {stats.output_size_in_bytes / 2**30:5.2f}"
-      + _collectives(compiled.as_text())
-      + (_logprob_rows(compiled.as_text()) if logp == "fused" else "")
+      + _collectives(hlo)
+      + (_logprob_rows(hlo) if logp == "fused" else "")
     )
 
 
