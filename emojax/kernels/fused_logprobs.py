@@ -44,17 +44,20 @@ def fused_logprobs_ref(
   block_t: int | None = None,
   block_v: int | None = None,
   interpret: bool = False,
-) -> tuple[jax.Array, jax.Array]:
+  with_lse: bool = False,
+) -> tuple[jax.Array, ...]:
   """Plain-jnp twin: materialises the [B, T, V] fp32 logits."""
   del block_t, block_v, interpret
   xla_logprobs.check(hidden_BTD, w_vocab_DV, targets_BT, temperature)
   logits_BTV = jnp.einsum(
     "btd,dv->btv", hidden_BTD, w_vocab_DV, preferred_element_type=jnp.float32
   )
-  logp_BTV = jax.nn.log_softmax(logits_BTV / temperature, axis=-1)
+  z_BTV = logits_BTV / temperature
+  logp_BTV = jax.nn.log_softmax(z_BTV, axis=-1)
   logp_BT = jnp.take_along_axis(logp_BTV, targets_BT[..., None], axis=-1)
   entropy_BT = -jnp.sum(jnp.exp(logp_BTV) * logp_BTV, axis=-1)
-  return logp_BT[..., 0], entropy_BT
+  outs = (logp_BT[..., 0], entropy_BT, jax.nn.logsumexp(z_BTV, axis=-1))
+  return outs if with_lse else outs[:2]
 
 
 def fused_logprobs(
@@ -66,8 +69,10 @@ def fused_logprobs(
   block_t: int | None = None,
   block_v: int | None = None,
   interpret: bool = False,
-) -> tuple[jax.Array, jax.Array]:
-  """(logp_BT, entropy_BT) in fp32 of softmax(hidden @ w / temperature).
+  with_lse: bool = False,
+) -> tuple[jax.Array, ...]:
+  """(logp_BT, entropy_BT) in fp32 of softmax(hidden @ w / temperature),
+  and lse_BT (its logsumexp) when `with_lse`.
 
   Never holds [B, T, V]. Blocks default per backend. Differentiable in
   hidden and w_vocab.
@@ -81,6 +86,7 @@ def fused_logprobs(
       w_vocab_DV,
       targets_BT,
       temperature=temperature,
+      with_lse=with_lse,
       **{
         k: v
         for k, v in (("block_t", block_t), ("block_v", block_v))
@@ -105,18 +111,18 @@ def fused_logprobs(
   h_ND = backend.pad_axis(hidden_BTD.reshape(N, D), 0, N_pad)
   t_N = backend.pad_axis(targets_BT.reshape(N).astype(jnp.int32), 0, N_pad)
   static = (float(temperature), bt, bv, bd, V, plat, warps, stages)
-  logp_N, ent_N = _fused(static, h_ND, w_vocab_DV, t_N)
-  return logp_N[:N].reshape(B, T), ent_N[:N].reshape(B, T)
+  outs = _fused(static, h_ND, w_vocab_DV, t_N)
+  return xla_logprobs.unpad(outs, B, T, with_lse)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _fused(static, h_ND, w_DV, t_N):
-  return _pallas_forward(static, h_ND, w_DV, t_N)[:2]
+  return tuple(_pallas_forward(static, h_ND, w_DV, t_N))
 
 
 def _fused_fwd(static, h_ND, w_DV, t_N):
-  logp_N, ent_N, lse_N = _pallas_forward(static, h_ND, w_DV, t_N)
-  return (logp_N, ent_N), (h_ND, w_DV, t_N, lse_N, ent_N)
+  logp_N, ent_N, lse_N = outs = tuple(_pallas_forward(static, h_ND, w_DV, t_N))
+  return outs, (h_ND, w_DV, t_N, lse_N, ent_N)
 
 
 def _fused_bwd(static, res, cotangents):

@@ -7,6 +7,10 @@ the backward, summing the smaller of dhidden [N, D] and dw [D, V] in fp32
 across the loop and the other tile by tile. Runs on every backend; it is
 the `chunked` logprobs, and the backward of the Pallas `fused_logprobs`.
 
+The logsumexp is an output too (`with_lse=True`), differentiable: the
+vocab-sharded combine (`rl.sharded_logprobs`) needs each shard's, and
+recomputing it from the target's logit took a [D, rows] gather of w.
+
 Vocab tiles need not divide V: the last tile slides back to end at V and
 masks the columns the previous tile already covered, so the weight matrix
 is never padded (copied).
@@ -59,8 +63,10 @@ def chunked_logprobs(
   temperature: float = 1.0,
   block_t: int = BLOCK_T,
   block_v: int = BLOCK_V,
-) -> tuple[jax.Array, jax.Array]:
-  """(logp_BT, entropy_BT) in fp32 of softmax(hidden @ w / temperature)."""
+  with_lse: bool = False,
+) -> tuple[jax.Array, ...]:
+  """(logp_BT, entropy_BT) in fp32 of softmax(hidden @ w / temperature),
+  and lse_BT (its logsumexp) when `with_lse`."""
   check(hidden_BTD, w_vocab_DV, targets_BT, temperature)
   B, T, D = hidden_BTD.shape
   V = w_vocab_DV.shape[1]
@@ -70,19 +76,23 @@ def chunked_logprobs(
   h_ND = backend.pad_axis(hidden_BTD.reshape(N, D), 0, N_pad)
   t_N = backend.pad_axis(targets_BT.reshape(N).astype(jnp.int32), 0, N_pad)
   static = (float(temperature), bt, bv)
-  logp_N, ent_N = _logprobs(static, h_ND, w_vocab_DV, t_N)
-  return logp_N[:N].reshape(B, T), ent_N[:N].reshape(B, T)
+  outs = _logprobs(static, h_ND, w_vocab_DV, t_N)
+  return unpad(outs, B, T, with_lse)
+
+
+def unpad(outs_N, B, T, with_lse):
+  """The (logp, entropy[, lse]) rows [B, T] of padded [N_pad] outputs."""
+  return tuple(x[: B * T].reshape(B, T) for x in outs_N[: 3 if with_lse else 2])
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(0,))
 def _logprobs(static, h_ND, w_DV, t_N):
-  logp_N, ent_N, _ = forward(static, h_ND, w_DV, t_N)
-  return logp_N, ent_N
+  return forward(static, h_ND, w_DV, t_N)
 
 
 def _logprobs_fwd(static, h_ND, w_DV, t_N):
-  logp_N, ent_N, lse_N = forward(static, h_ND, w_DV, t_N)
-  return (logp_N, ent_N), (h_ND, w_DV, t_N, lse_N, ent_N)
+  logp_N, ent_N, lse_N = outs = forward(static, h_ND, w_DV, t_N)
+  return outs, (h_ND, w_DV, t_N, lse_N, ent_N)
 
 
 def _logprobs_bwd(static, res, cotangents):
@@ -140,7 +150,7 @@ def forward(static, h_ND, w_DV, t_N):
 
 
 def backward_any_rows(
-  temperature, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N
+  temperature, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N, g_lse_N
 ):
   """`backward` in this module's own tiles for any N (rows padded with
   zero cotangents, which contribute nothing): the backward of the Pallas
@@ -150,16 +160,17 @@ def backward_any_rows(
   N_pad = backend.round_up(N, bt)
   rows = [
     backend.pad_axis(x, 0, N_pad)
-    for x in (h_ND, t_N, lse_N, ent_N, g_logp_N, g_ent_N)
+    for x in (h_ND, t_N, lse_N, ent_N, g_logp_N, g_ent_N, g_lse_N)
   ]
   dh_ND, dw_DV = backward((temperature, bt, bv), rows[0], w_DV, *rows[1:])
   return dh_ND[:N], dw_DV
 
 
-def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
+def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N, g_lse_N):
   """(dh_ND, dw_DV) given the forward's lse and entropy and cotangents.
 
-  d logp / dz_v = 1[v = t] - p_v;  d H / dz_v = -p_v (z_v - lse + H).
+  d logp / dz_v = 1[v = t] - p_v;  d H / dz_v = -p_v (z_v - lse + H);
+  d lse / dz_v = p_v.
   One of dh and dw is summed in fp32 across the whole loop, the other
   tile by tile and written once in its dtype: the fp32 one is the smaller,
   dh [N, D] when V > N (a 152k vocabulary), dw [D, V] when the rows
@@ -176,6 +187,7 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
       ent_N,
       g_logp_N.astype(jnp.float32),
       g_ent_N.astype(jnp.float32),
+      g_lse_N.astype(jnp.float32),
     )
   )
   loop = _vocab_outer if w_DV.shape[1] > N else _rows_outer
@@ -185,12 +197,14 @@ def backward(static, h_ND, w_DV, t_N, lse_N, ent_N, g_logp_N, g_ent_N):
 def _tile_grads(rows, w_DV, j, bv, temperature):
   """(dh [bt, D], dw [D, bv], first column) of vocab tile j for one token
   chunk, in fp32; columns an earlier tile owns get zero."""
-  h_bD, t_b, lse_b, ent_b, gl_b, ge_b = rows
+  h_bD, t_b, lse_b, ent_b, gl_b, ge_b, gz_b = rows
   z_bv, cols_1v, new_1v, s0 = _tile(h_bD, w_DV, j, bv, temperature)
   p_bv = jnp.exp(z_bv - lse_b[:, None])
   onehot_bv = (cols_1v == t_b[:, None]).astype(jnp.float32)
-  dz_bv = gl_b[:, None] * (onehot_bv - p_bv) - ge_b[:, None] * p_bv * (
-    z_bv - lse_b[:, None] + ent_b[:, None]
+  # g_logp (1[v = t] - p) - g_H p (z - lse + H) + g_lse p
+  dz_bv = gl_b[:, None] * onehot_bv + p_bv * (
+    (gz_b - gl_b)[:, None]
+    - ge_b[:, None] * (z_bv - lse_b[:, None] + ent_b[:, None])
   )
   dz_bv = jnp.where(new_1v, dz_bv, 0.0) / temperature
   w_Dv = jax.lax.dynamic_slice_in_dim(w_DV, s0, bv, axis=1)

@@ -16,8 +16,9 @@ combined:
   H = lse - sum_s exp(lse_s - lse) (lse_s - H_s)
 
 (H_s = lse_s - E_s[z], the entropy of shard s's renormalised softmax).
-Shard s gets lse_s = z_s - logp_s from a logit z_s it also scored:
-the target's column where it holds it, its own column 0 elsewhere.
+Each shard's lse_s comes out of `fn` (`with_lse=True`); the shard holding
+the target's column has its logit z_t = logp_s + lse_s (elsewhere fn
+scores its own column 0, and that logp is discarded).
 
 FSDP shards the unembedding's D over the axis that also splits the rows.
 Either the device gathers the whole [D, V] unembedding (and its gradient
@@ -43,7 +44,7 @@ from emojax import sharding
 
 
 def logprobs(h_BCD, w_DV, targets_BC, *, temperature, fn):
-  """`fn(h, w, targets, temperature=)` (`kernels.fused_logprobs` or
+  """`fn(h, w, targets, temperature=, with_lse=)` (`kernels.fused_logprobs` or
   `chunked_logprobs`) on each device's rows and vocab columns (outside
   `use_rules`: as is)."""
   active = sharding.active()
@@ -139,17 +140,12 @@ def _score(fn, temperature, h_BCD, w_Dv, targets_BC, split):
   local_BC = targets_BC - shard * Vl
   mine_BC = (local_BC >= 0) & (local_BC < Vl)
   col_BC = jnp.where(mine_BC, local_BC, 0)
-  logp_s, ent_s = fn(h_BCD, w_Dv, col_BC, temperature=temperature)
-  z_BC = jnp.einsum(
-    "bcd,dbc->bc",
-    h_BCD,
-    jnp.take(w_Dv, col_BC, axis=1),
-    preferred_element_type=jnp.float32,
+  logp_s, ent_s, lse_s = fn(
+    h_BCD, w_Dv, col_BC, temperature=temperature, with_lse=True
   )
-  z_BC = z_BC / temperature
-  lse_s = z_BC - logp_s
   top = jax.lax.pmax(jax.lax.stop_gradient(lse_s), split)
   lse = top + jnp.log(jax.lax.psum(jnp.exp(lse_s - top), split))
-  logp = jax.lax.psum(jnp.where(mine_BC, z_BC, 0.0), split) - lse
+  z_BC = jnp.where(mine_BC, logp_s + lse_s, 0.0)
+  logp = jax.lax.psum(z_BC, split) - lse
   mean_z = jax.lax.psum(jnp.exp(lse_s - lse) * (lse_s - ent_s), split)
   return logp, lse - mean_z

@@ -30,15 +30,17 @@ def _inputs(dtype=jnp.float32, seed=0):
   h = jax.random.normal(ks[0], (B, T, D), dtype)
   w = (jax.random.normal(ks[1], (D, V)) * 0.5).astype(dtype)
   t = jax.random.randint(ks[2], (B, T), 0, V)
-  g = jax.random.normal(ks[3], (2, B, T))
+  g = jax.random.normal(ks[3], (3, B, T))
   return h, w, t, g
 
 
 def _value_and_grads(fn, h, w, t, g, **kw):
+  """Outputs and (dh, dw) for cotangents g (one per output)."""
+
   @jax.jit
   def run(h, w, g):
     out, vjp = jax.vjp(lambda h, w: fn(h, w, t, temperature=0.7, **kw), h, w)
-    return out, vjp((g[0], g[1]))
+    return out, vjp(tuple(g[: len(out)]))
 
   return run(h, w, g)
 
@@ -49,17 +51,23 @@ IMPLS = [
 ]
 
 
+# with_lse: the logsumexp is an output too, and its cotangent enters the
+# backward (`rl.sharded_logprobs` combines vocab shards with it).
+@pytest.mark.parametrize("with_lse", [False, True])
 @pytest.mark.parametrize("name,fn,kw", IMPLS, ids=[i[0] for i in IMPLS])
 @pytest.mark.parametrize(
   "dtype,atol", [(jnp.float32, 1e-5), (jnp.bfloat16, 2e-2)]
 )
-def test_matches_twin_values_and_grads(name, fn, kw, dtype, atol):
+def test_matches_twin_values_and_grads(name, fn, kw, dtype, atol, with_lse):
   h, w, t, g = _inputs(dtype)
-  (logp, ent), grads = _value_and_grads(fn, h, w, t, g, **kw)
-  (logp_r, ent_r), grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g)
-  assert logp.shape == ent.shape == (B, T) and logp.dtype == jnp.float32
-  np.testing.assert_allclose(logp, logp_r, atol=atol, rtol=atol)
-  np.testing.assert_allclose(ent, ent_r, atol=atol, rtol=atol)
+  outs, grads = _value_and_grads(fn, h, w, t, g, with_lse=with_lse, **kw)
+  outs_r, grads_r = _value_and_grads(
+    fused_logprobs_ref, h, w, t, g, with_lse=with_lse
+  )
+  assert len(outs) == len(outs_r) == (3 if with_lse else 2)
+  for x, x_r in zip(outs, outs_r, strict=True):
+    assert x.shape == (B, T) and x.dtype == jnp.float32
+    np.testing.assert_allclose(x, x_r, atol=atol, rtol=atol)
   for x, x_r in zip(grads, grads_r, strict=True):
     assert x.dtype == dtype
     scale = max(float(jnp.abs(x_r.astype(jnp.float32)).max()), 1.0)
@@ -69,13 +77,15 @@ def test_matches_twin_values_and_grads(name, fn, kw, dtype, atol):
 
 def test_twin_matches_torch():
   h, w, t, _ = _inputs()
-  logp, ent = fused_logprobs_ref(h, w, t, temperature=0.7)
+  logp, ent, lse = fused_logprobs_ref(h, w, t, temperature=0.7, with_lse=True)
   z = torch.tensor(np.asarray(jnp.einsum("btd,dv->btv", h, w))) / 0.7
   lp = torch.log_softmax(z.double(), -1)
   want_logp = lp.gather(-1, torch.tensor(np.asarray(t))[..., None])[..., 0]
   want_ent = -(lp.exp() * lp).sum(-1)
   np.testing.assert_allclose(logp, want_logp.numpy(), atol=1e-5, rtol=1e-5)
   np.testing.assert_allclose(ent, want_ent.numpy(), atol=1e-5, rtol=1e-5)
+  want_lse = torch.logsumexp(z.double(), -1).numpy()
+  np.testing.assert_allclose(lse, want_lse, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name,fn,kw", IMPLS, ids=[i[0] for i in IMPLS])
@@ -138,8 +148,9 @@ def test_fused_backward_pads_rows_to_its_tile(monkeypatch):
   monkeypatch.setattr(xla_logprobs, "BLOCK_T", 12)
   monkeypatch.setattr(xla_logprobs, "BLOCK_V", 32)
   h, w, t, g = _inputs()
-  _, grads = _value_and_grads(fused_logprobs, h, w, t, g, interpret=True)
-  _, grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g)
+  kw = dict(with_lse=True)
+  _, grads = _value_and_grads(fused_logprobs, h, w, t, g, interpret=True, **kw)
+  _, grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g, **kw)
   for x, x_r in zip(grads, grads_r, strict=True):
     np.testing.assert_allclose(x, x_r, atol=2e-5, rtol=2e-5)
 
@@ -164,10 +175,10 @@ def test_chunked_backward_accumulates_the_smaller_in_fp32(
   h = jax.random.normal(ks[0], (B, T, D), dtype)
   w = (jax.random.normal(ks[1], (D, V)) * 0.5).astype(dtype)
   t = jax.random.randint(ks[2], (B, T), 0, V)
-  g = jax.random.normal(ks[3], (2, B, T))
+  g = jax.random.normal(ks[3], (3, B, T))
   kw = dict(block_t=8, block_v=4)
-  _, grads = _value_and_grads(chunked_logprobs, h, w, t, g, **kw)
-  _, grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g)
+  _, grads = _value_and_grads(chunked_logprobs, h, w, t, g, with_lse=True, **kw)
+  _, grads_r = _value_and_grads(fused_logprobs_ref, h, w, t, g, with_lse=True)
   assert ran == [loop]
   for x, x_r in zip(grads, grads_r, strict=True):
     assert x.dtype == dtype
@@ -190,18 +201,19 @@ def test_on_gpu_matches_twin():
   h = jax.random.normal(ks[0], (3, 333, 512), jnp.bfloat16)
   w = (jax.random.normal(ks[1], (512, 50000)) * 0.05).astype(jnp.bfloat16)
   t = jax.random.randint(ks[2], (3, 333), 0, 50000)
-  g = jax.random.normal(ks[3], (2, 3, 333))
+  g = jax.random.normal(ks[3], (3, 3, 333))
 
   def run(fn):
     @jax.jit
     def f(h, w, g):
-      out, vjp = jax.vjp(lambda h, w: fn(h, w, t), h, w)
-      return out, vjp((g[0], g[1]))
+      out, vjp = jax.vjp(lambda h, w: fn(h, w, t, with_lse=True), h, w)
+      return out, vjp(tuple(g))
 
     return f(h, w, g)
 
-  (logp, ent), grads = run(fused_logprobs)
-  (logp_r, ent_r), grads_r = run(fused_logprobs_ref)
+  (logp, ent, lse), grads = run(fused_logprobs)
+  (logp_r, ent_r, lse_r), grads_r = run(fused_logprobs_ref)
+  np.testing.assert_allclose(lse, lse_r, atol=5e-2, rtol=2e-2)
   np.testing.assert_allclose(logp, logp_r, atol=5e-2, rtol=2e-2)
   np.testing.assert_allclose(ent, ent_r, atol=5e-2, rtol=2e-2)
   for x, y in zip(grads, grads_r, strict=True):
