@@ -39,6 +39,7 @@ def _base() -> ml_collections.ConfigDict:
   # 'all' or 'think' (Facial-R1's per-reward masks); None: no weighting.
   c.au_rarity_weights = False  # Facial-R1's per-sample AU-rarity weights.
   c.advantage = "grpo"  # grpo | dr_grpo | batch | rloo | gdpo.
+  c.advantage_impl = "jnp"  # jnp | pallas (one fused kernel, same values).
   c.eps = 1e-4  # Added to the group std (TRL).
   c.ddof = 1  # Group std degrees of freedom (TRL, verl, Tunix).
   c.loss_type = "grpo"  # grpo | bnpo | dr_grpo | dapo.
@@ -127,6 +128,10 @@ def validate(c: ml_collections.ConfigDict) -> None:
   """Cross-field checks of an rl fragment; raises with the field to fix."""
   if c.advantage not in advantages.MODES:
     raise ValueError(f"rl.advantage={c.advantage!r}: use {advantages.MODES}.")
+  if c.get("advantage_impl", "jnp") not in advantages.IMPLS:
+    raise ValueError(
+      f"rl.advantage_impl={c.advantage_impl!r}: use {advantages.IMPLS}."
+    )
   if c.loss_type not in loss.LOSS_TYPES:
     raise ValueError(f"rl.loss_type={c.loss_type!r}: use {loss.LOSS_TYPES}.")
   if c.kl_estimator not in loss.KL_ESTIMATORS:

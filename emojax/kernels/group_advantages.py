@@ -1,14 +1,21 @@
 """Group-relative advantages from per-part rewards, in one fused pass.
 
-Modes (PEERS.md sections 1.1 and Tunix; stds use ddof=1):
-  grpo     r = sum_k w_k r_k;  (r - mean_G r) / (std_G r + eps)
+Modes (PEERS.md sections 1.1 and Tunix), r = sum_k w_k r_k clipped to
+[-reward_clip, reward_clip] when given, stds with `ddof`:
+  grpo     (r - mean_G r) / (std_G r + eps)
   dr_grpo  r - mean_G r                                  (Dr. GRPO)
   batch    (r - mean_G r) / (std r over the batch + eps) (TRL "batch")
   rloo     r_i - mean of the other G-1 rewards of its group
-  gdpo     z_k = (r_k - mean_G r_k) / (std_G r_k + eps) per part;
+  gdpo     z_k = (r_k - mean_G r_k) / (std_G r_k + eps) per part (no clip);
            s = sum_k w_k z_k; (s - mean s) / (std s + eps) over the batch
-The whole [P, G, R] array is one block (rewards are tiny), so the batch-wide
-statistics need no second pass. Rewards must be finite.
+A NaN part is "no score" (TRL's None): it is skipped in the sums and
+statistics of its part, and a row whose every part is NaN is left out of
+all statistics and gets 0. These are the RL core's semantics
+(`emojax.rl.advantages.compute`, this kernel's second twin), so
+`config.rl.advantage_impl='pallas'` runs this kernel in the GRPO step.
+
+The whole [P, G, R] array is one block (rewards are tiny), so the
+batch-wide statistics need no second pass.
 """
 
 from __future__ import annotations
@@ -50,29 +57,50 @@ def group_advantages_ref(
   *,
   mode: str = "grpo",
   eps: float = 1e-4,
+  ddof: int = 1,
+  reward_clip: float | None = None,
   interpret: bool = False,
 ) -> jax.Array:
-  """Plain-jnp twin of `group_advantages`."""
+  """Plain-jnp twin of `group_advantages`: NaN marks what is left out, and
+  jnp's nan-reductions skip it."""
   del interpret
   _check(rewards_PGR, weights_R, mode)
-  G = rewards_PGR.shape[1]
   r_PGR = rewards_PGR.astype(jnp.float32)
-  w_R = weights_R.astype(jnp.float32)
+  w_11R = weights_R.astype(jnp.float32)[None, None]
+  scored_PG = ~jnp.isnan(r_PGR).all(-1)
+
+  def std(x, axis):
+    n = jnp.sum(~jnp.isnan(x), axis=axis, keepdims=True)
+    sq = jnp.nansum(
+      (x - jnp.nanmean(x, axis, keepdims=True)) ** 2, axis, keepdims=True
+    )
+    return jnp.sqrt(sq / jnp.maximum(n - ddof, 1))
+
+  def unscored_nan(x_PG):
+    return jnp.where(scored_PG, x_PG, jnp.nan)
+
   if mode == "gdpo":
-    mean_P1R = r_PGR.mean(axis=1, keepdims=True)
-    std_P1R = r_PGR.std(axis=1, keepdims=True, ddof=1)
-    s_PG = jnp.einsum("pgr,r->pg", (r_PGR - mean_P1R) / (std_P1R + eps), w_R)
-    return (s_PG - s_PG.mean()) / (s_PG.std(ddof=1) + eps)
-  r_PG = jnp.einsum("pgr,r->pg", r_PGR, w_R)
-  mean_P1 = r_PG.mean(axis=1, keepdims=True)
+    mean_P1R = jnp.nanmean(r_PGR, axis=1, keepdims=True)
+    z_PGR = (r_PGR - mean_P1R) / (std(r_PGR, 1) + eps)
+    s_PG = unscored_nan(jnp.nansum(z_PGR * w_11R, axis=-1))
+    adv_PG = (s_PG - jnp.nanmean(s_PG)) / (std(s_PG, None) + eps)
+    return jnp.where(scored_PG, adv_PG, 0.0)
+  r_PG = jnp.nansum(r_PGR * w_11R, axis=-1)
+  if reward_clip is not None:
+    r_PG = jnp.clip(r_PG, -reward_clip, reward_clip)
+  r_PG = unscored_nan(r_PG)
+  mean_P1 = jnp.nanmean(r_PG, axis=1, keepdims=True)
   if mode == "grpo":
-    return (r_PG - mean_P1) / (r_PG.std(axis=1, keepdims=True, ddof=1) + eps)
-  if mode == "dr_grpo":
-    return r_PG - mean_P1
-  if mode == "batch":
-    return (r_PG - mean_P1) / (r_PG.std(ddof=1) + eps)
-  total_P1 = r_PG.sum(axis=1, keepdims=True)
-  return r_PG - (total_P1 - r_PG) / (G - 1)
+    adv_PG = (r_PG - mean_P1) / (std(r_PG, 1) + eps)
+  elif mode == "dr_grpo":
+    adv_PG = r_PG - mean_P1
+  elif mode == "batch":
+    adv_PG = (r_PG - mean_P1) / (std(r_PG, None) + eps)
+  else:
+    n_P1 = jnp.sum(scored_PG, axis=1, keepdims=True)
+    others_P1 = jnp.nansum(r_PG, axis=1, keepdims=True) - r_PG
+    adv_PG = r_PG - others_P1 / jnp.maximum(n_P1 - 1, 1)
+  return jnp.where(scored_PG, adv_PG, 0.0)
 
 
 def group_advantages(
@@ -81,21 +109,28 @@ def group_advantages(
   *,
   mode: str = "grpo",
   eps: float = 1e-4,
+  ddof: int = 1,
+  reward_clip: float | None = None,
   interpret: bool = False,
 ) -> jax.Array:
   """Advantages [P, G] (fp32) for rewards [P, G, R] weighted by weights_R."""
   _check(rewards_PGR, weights_R, mode)
   plat = backend.platform(interpret)
   P, G, R = rewards_PGR.shape
-  # Triton tiles must be powers of two: pad and mask (a few bytes).
+  # Triton tiles must be powers of two: pad with NaN, "no score", which
+  # every statistic already leaves out (a few bytes).
   if plat == "gpu":
     Pp, Gp = backend.next_pow2(P), backend.next_pow2(G)
   else:
     Pp, Gp = P, G
   r_RPG = rewards_PGR.astype(jnp.float32).transpose(2, 0, 1)
-  r_RPG = backend.pad_axis(backend.pad_axis(r_RPG, 1, Pp), 2, Gp)
+  r_RPG = backend.pad_axis(r_RPG, 1, Pp, jnp.nan)
+  r_RPG = backend.pad_axis(r_RPG, 2, Gp, jnp.nan)
   w_1R = weights_R.astype(jnp.float32).reshape(1, R)
-  kernel = functools.partial(_kernel, mode=mode, eps=eps, P=P, G=G)
+  clip = None if reward_clip is None else float(reward_clip)
+  kernel = functools.partial(
+    _kernel, mode=mode, eps=float(eps), ddof=float(ddof), clip=clip
+  )
   adv_PG = pl.pallas_call(
     kernel,
     out_shape=jax.ShapeDtypeStruct((Pp, Gp), jnp.float32),
@@ -111,41 +146,43 @@ def group_advantages(
   return adv_PG[:P, :G]
 
 
-def _kernel(r_ref, w_ref, adv_ref, *, mode, eps, P, G):
-  R, Pp, Gp = r_ref.shape
-  rows = jax.lax.broadcasted_iota(jnp.int32, (Pp, Gp), 0)
-  cols = jax.lax.broadcasted_iota(jnp.int32, (Pp, Gp), 1)
-  valid = (rows < P) & (cols < G)
+def _kernel(r_ref, w_ref, adv_ref, *, mode, eps, ddof, clip):
+  R = r_ref.shape[0]
+  parts = [r_ref[k] for k in range(R)]
+  scored = [r == r for r in parts]  # not NaN
+  any_scored = functools.reduce(lambda a, b: a | b, scored)
 
-  def group_mean(x):
-    return jnp.sum(jnp.where(valid, x, 0.0), axis=1, keepdims=True) / G
+  def stats(x, keep, axis):
+    """(count, sum, mean, std) of x where `keep`, over `axis` (None: all)."""
+    keepdims = axis is not None
+    n = jnp.sum(jnp.where(keep, 1.0, 0.0), axis=axis, keepdims=keepdims)
+    total = jnp.sum(jnp.where(keep, x, 0.0), axis=axis, keepdims=keepdims)
+    mean = total / jnp.maximum(n, 1.0)
+    d = jnp.where(keep, x - mean, 0.0)
+    sq = jnp.sum(d * d, axis=axis, keepdims=keepdims)
+    return n, total, mean, jnp.sqrt(sq / jnp.maximum(n - ddof, 1.0))
 
-  def group_std(x, mean):
-    d = jnp.where(valid, x - mean, 0.0)
-    return jnp.sqrt(jnp.sum(d * d, axis=1, keepdims=True) / (G - 1))
-
-  def batch_std(x):
-    mean = jnp.sum(jnp.where(valid, x, 0.0)) / (P * G)
-    d = jnp.where(valid, x - mean, 0.0)
-    return mean, jnp.sqrt(jnp.sum(d * d) / (P * G - 1))
-
-  total = jnp.zeros((Pp, Gp), jnp.float32)
-  for k in range(R):
-    r = r_ref[k]
-    if mode == "gdpo":
-      mean = group_mean(r)
-      r = (r - mean) / (group_std(r, mean) + eps)
-    total = total + w_ref[0, k] * r
-  mean = group_mean(total)
-  if mode == "grpo":
-    adv = (total - mean) / (group_std(total, mean) + eps)
-  elif mode == "dr_grpo":
-    adv = total - mean
-  elif mode == "batch":
-    adv = (total - mean) / (batch_std(total)[1] + eps)
-  elif mode == "rloo":
-    adv = total - (mean * G - total) / (G - 1)
+  if mode == "gdpo":
+    s = jnp.zeros(parts[0].shape, jnp.float32)
+    for k in range(R):
+      _, _, mean, std = stats(parts[k], scored[k], 1)
+      z = jnp.where(scored[k], (parts[k] - mean) / (std + eps), 0.0)
+      s = s + w_ref[0, k] * z
+    _, _, mean, std = stats(s, any_scored, None)
+    adv = (s - mean) / (std + eps)
   else:
-    batch_mean, std = batch_std(total)
-    adv = (total - batch_mean) / (std + eps)
-  adv_ref[...] = jnp.where(valid, adv, 0.0)
+    r = jnp.zeros(parts[0].shape, jnp.float32)
+    for k in range(R):
+      r = r + jnp.where(scored[k], w_ref[0, k] * parts[k], 0.0)
+    if clip is not None:
+      r = jnp.clip(r, -clip, clip)
+    n, total, mean, std = stats(r, any_scored, 1)
+    if mode == "grpo":
+      adv = (r - mean) / (std + eps)
+    elif mode == "dr_grpo":
+      adv = r - mean
+    elif mode == "batch":
+      adv = (r - mean) / (stats(r, any_scored, None)[3] + eps)
+    else:
+      adv = r - (total - r) / jnp.maximum(n - 1.0, 1.0)
+  adv_ref[...] = jnp.where(any_scored, adv, 0.0)

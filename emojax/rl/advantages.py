@@ -15,6 +15,9 @@ cfg fields (attributes or ConfigDict entries; missing ones take defaults):
   ddof: std degrees of freedom, default 1 (TRL, verl, Tunix).
   reward_clip: clamp the weighted sum to [-c, c] (Facial-R1: 10), default
     None; not used by 'gdpo'.
+  advantage_impl: what `run` (the GRPO step) calls: 'jnp' (`compute`) or
+    'pallas' (`emojax.kernels.group_advantages`, one fused pass with the
+    same values). Default 'jnp'.
 
 A NaN reward part means "no score for this row" (TRL's None): parts are
 summed with NaNs skipped, and a row whose every part is NaN is left out of
@@ -25,7 +28,10 @@ from typing import Any
 
 import jax.numpy as jnp
 
+from emojax import kernels
+
 MODES = ("grpo", "dr_grpo", "batch", "rloo", "gdpo")
+IMPLS = ("jnp", "pallas")
 
 
 def field(cfg: Any, name: str, default: Any) -> Any:
@@ -90,6 +96,23 @@ def compute(rewards_PGR: jnp.ndarray, cfg: Any = None) -> jnp.ndarray:
     r_PG = total_reward(rewards_PGR, cfg)
     adv_PG = _sum_then_normalize(r_PG, valid_PG, mode, eps, ddof)
   return jnp.where(valid_PG, adv_PG, 0.0)
+
+
+def run(rewards_PGR: jnp.ndarray, cfg: Any = None) -> jnp.ndarray:
+  """adv_PG by the configured `advantage_impl`: `compute` or the kernel."""
+  impl = field(cfg, "advantage_impl", "jnp")
+  if impl not in IMPLS:
+    raise ValueError(f"advantage_impl={impl!r}; choose one of {IMPLS}.")
+  if impl == "jnp":
+    return compute(rewards_PGR, cfg)
+  return kernels.group_advantages(
+    rewards_PGR,
+    _weights_R(cfg, rewards_PGR.shape[-1]),
+    mode=field(cfg, "advantage", "grpo"),
+    eps=field(cfg, "eps", 1e-4),
+    ddof=field(cfg, "ddof", 1),
+    reward_clip=field(cfg, "reward_clip", None),
+  )
 
 
 def _sum_then_normalize(r_PG, valid_PG, mode, eps, ddof):

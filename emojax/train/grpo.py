@@ -53,7 +53,7 @@ def score(
   rewards_PGR = rewards_lib.combine(
     list(ro.text), examples, list(rl.reward_names), G, table
   )
-  adv_PG = np.asarray(advantages.compute(jnp.asarray(rewards_PGR), rl))
+  adv_PG = np.asarray(advantages.run(jnp.asarray(rewards_PGR), rl))
   return rewards_PGR, adv_PG
 
 

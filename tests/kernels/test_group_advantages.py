@@ -1,8 +1,8 @@
 """group_advantages (Pallas, interpret mode on CPU) against its twins.
 
 Twins: the jnp `group_advantages_ref`, the RL core's
-`emojax.rl.advantages.compute`, and a plain-numpy transcription of
-PEERS.md 1.1 (TRL) and Tunix's RLOO.
+`emojax.rl.advantages.compute` (also with unscored parts, clip and ddof),
+and a plain-numpy transcription of PEERS.md 1.1 (TRL) and Tunix's RLOO.
 """
 
 import jax
@@ -64,6 +64,42 @@ def test_kernel_matches_twins(mode):
   np.testing.assert_allclose(got, core, atol=1e-5, rtol=1e-5)
 
 
+def _unscored(P=5, G=6, R=3, seed=1):
+  """Rewards where some parts have no score (NaN, TRL's None): scattered
+  parts, a row with none (group 1), a group with one scored row (2) and
+  one with none (3)."""
+  r = _rewards(P, G, R, seed) * 3.0
+  rng = np.random.default_rng(seed)
+  r[rng.random((P, G, R)) < 0.2] = np.nan
+  r[1, 0] = np.nan
+  r[2, 1:] = np.nan
+  r[2, 0, 0] = 2.0
+  r[3] = np.nan
+  return r
+
+
+@pytest.mark.parametrize("mode", ADVANTAGE_MODES)
+@pytest.mark.parametrize(
+  "ddof,clip", [(1, None), (0, 2.5)], ids=["ddof1", "ddof0-clip"]
+)
+def test_kernel_matches_rl_core_with_unscored_parts(mode, ddof, clip):
+  # The RL core's semantics exactly, so the GRPO step may run either.
+  r = jnp.asarray(_unscored())
+  kw = dict(mode=mode, eps=1e-4, ddof=ddof, reward_clip=clip)
+  got = jax.jit(lambda r: group_advantages(r, jnp.asarray(W), **kw))(r)
+  cfg = ml_collections.ConfigDict(
+    dict(advantage=mode, reward_weights=tuple(W), eps=1e-4, ddof=ddof)
+  )
+  cfg.reward_clip = clip
+  want = rl_advantages.compute(r, cfg)
+  assert np.isfinite(got).all()
+  np.testing.assert_array_equal(got[1, 0], 0.0)  # unscored rows get 0
+  np.testing.assert_array_equal(got[3], 0.0)
+  np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
+  ref = group_advantages_ref(r, jnp.asarray(W), **kw)
+  np.testing.assert_allclose(ref, want, atol=1e-5, rtol=1e-5)
+
+
 def test_bad_mode_and_group_size_are_named():
   r = jnp.asarray(_rewards())
   with pytest.raises(ValueError, match="choose from"):
@@ -80,3 +116,8 @@ def test_on_gpu_matches_numpy(mode):
   r = _rewards(P=37, G=7, R=3)
   got = group_advantages(jnp.asarray(r), jnp.asarray(W), mode=mode)
   np.testing.assert_allclose(got, _numpy(r, W, mode), atol=1e-4, rtol=1e-4)
+  r = jnp.asarray(_unscored(P=37, G=7, R=3))
+  kw = dict(mode=mode, ddof=0, reward_clip=2.5)
+  got = group_advantages(r, jnp.asarray(W), **kw)
+  want = group_advantages_ref(r, jnp.asarray(W), **kw)
+  np.testing.assert_allclose(got, want, atol=1e-4, rtol=1e-4)

@@ -214,12 +214,16 @@ def test_decode_attention_simulated_matches_twin(plat, S):
 @pytest.mark.parametrize("plat", ["gpu", "tpu"])
 @pytest.mark.parametrize("mode", kernels.ADVANTAGE_MODES)
 def test_group_advantages_simulated_matches_twin(plat, mode):
-  # P = 3, G = 5: not powers of two, so the GPU path pads and masks.
+  # P = 3, G = 5: not powers of two, so the GPU path pads with NaN, which
+  # must count as no score, like the unscored parts and row here.
   r = jax.random.normal(jax.random.key(2), (3, 5, 2))
+  r = r.at[0, 1, 0].set(jnp.nan).at[2, 3].set(jnp.nan)
   w = jnp.array([1.0, 0.5])
-  fn = lambda r, w: kernels.group_advantages(r, w, mode=mode)
+  kw = dict(mode=mode, reward_clip=1.5)
+  fn = lambda r, w: kernels.group_advantages(r, w, **kw)
   got = _simulated(plat, fn, r, w)
-  want = kernels.group_advantages_ref(r, w, mode=mode)
+  want = kernels.group_advantages_ref(r, w, **kw)
+  assert np.isfinite(got).all() and (got[2, 3] == 0.0)
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
