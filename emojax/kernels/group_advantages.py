@@ -5,7 +5,8 @@ Modes (PEERS.md sections 1.1 and Tunix), r = sum_k w_k r_k clipped to
   grpo     (r - mean_G r) / (std_G r + eps)
   dr_grpo  r - mean_G r                                  (Dr. GRPO)
   batch    (r - mean_G r) / (std r over the batch + eps) (TRL "batch")
-  rloo     r_i - mean of the other G-1 rewards of its group
+  rloo     r_i - mean of the other scored rewards of its group (0 when
+           there are none)
   gdpo     z_k = (r_k - mean_G r_k) / (std_G r_k + eps) per part (no clip);
            s = sum_k w_k z_k; (s - mean s) / (std s + eps) over the batch
 A NaN part is "no score" (TRL's None): it is skipped in the sums and
@@ -98,8 +99,8 @@ def group_advantages_ref(
     adv_PG = (r_PG - mean_P1) / (std(r_PG, None) + eps)
   else:
     n_P1 = jnp.sum(scored_PG, axis=1, keepdims=True)
-    others_P1 = jnp.nansum(r_PG, axis=1, keepdims=True) - r_PG
-    adv_PG = r_PG - others_P1 / jnp.maximum(n_P1 - 1, 1)
+    others_PG = jnp.nansum(r_PG, axis=1, keepdims=True) - r_PG
+    adv_PG = jnp.where(n_P1 > 1, r_PG - others_PG / (n_P1 - 1), 0.0)
   return jnp.where(scored_PG, adv_PG, 0.0)
 
 
@@ -148,41 +149,44 @@ def group_advantages(
 
 def _kernel(r_ref, w_ref, adv_ref, *, mode, eps, ddof, clip):
   R = r_ref.shape[0]
-  parts = [r_ref[k] for k in range(R)]
-  scored = [r == r for r in parts]  # not NaN
-  any_scored = functools.reduce(lambda a, b: a | b, scored)
-
-  def stats(x, keep, axis):
-    """(count, sum, mean, std) of x where `keep`, over `axis` (None: all)."""
-    keepdims = axis is not None
-    n = jnp.sum(jnp.where(keep, 1.0, 0.0), axis=axis, keepdims=keepdims)
-    total = jnp.sum(jnp.where(keep, x, 0.0), axis=axis, keepdims=keepdims)
-    mean = total / jnp.maximum(n, 1.0)
-    d = jnp.where(keep, x - mean, 0.0)
-    sq = jnp.sum(d * d, axis=axis, keepdims=keepdims)
-    return n, total, mean, jnp.sqrt(sq / jnp.maximum(n - ddof, 1.0))
-
+  parts_PG = [r_ref[k] for k in range(R)]
+  scored_PG = [r == r for r in parts_PG]  # not NaN
+  any_PG = functools.reduce(lambda a, b: a | b, scored_PG)
+  stats = functools.partial(_stats, ddof=ddof)
   if mode == "gdpo":
-    s = jnp.zeros(parts[0].shape, jnp.float32)
+    s_PG = 0.0
     for k in range(R):
-      _, _, mean, std = stats(parts[k], scored[k], 1)
-      z = jnp.where(scored[k], (parts[k] - mean) / (std + eps), 0.0)
-      s = s + w_ref[0, k] * z
-    _, _, mean, std = stats(s, any_scored, None)
-    adv = (s - mean) / (std + eps)
-  else:
-    r = jnp.zeros(parts[0].shape, jnp.float32)
-    for k in range(R):
-      r = r + jnp.where(scored[k], w_ref[0, k] * parts[k], 0.0)
-    if clip is not None:
-      r = jnp.clip(r, -clip, clip)
-    n, total, mean, std = stats(r, any_scored, 1)
-    if mode == "grpo":
-      adv = (r - mean) / (std + eps)
-    elif mode == "dr_grpo":
-      adv = r - mean
-    elif mode == "batch":
-      adv = (r - mean) / (stats(r, any_scored, None)[3] + eps)
-    else:
-      adv = r - (total - r) / jnp.maximum(n - 1.0, 1.0)
-  adv_ref[...] = jnp.where(any_scored, adv, 0.0)
+      _, _, mean, std = stats(parts_PG[k], scored_PG[k], 1)
+      z_PG = (parts_PG[k] - mean) / (std + eps)
+      s_PG = s_PG + w_ref[0, k] * jnp.where(scored_PG[k], z_PG, 0.0)
+    _, _, mean, std = stats(s_PG, any_PG, None)
+    adv_ref[...] = jnp.where(any_PG, (s_PG - mean) / (std + eps), 0.0)
+    return
+  r_PG = 0.0
+  for k in range(R):
+    r_PG = r_PG + jnp.where(scored_PG[k], w_ref[0, k] * parts_PG[k], 0.0)
+  if clip is not None:
+    r_PG = jnp.clip(r_PG, -clip, clip)
+  n_P1, total_P1, mean_P1, std_P1 = stats(r_PG, any_PG, 1)
+  if mode == "grpo":
+    adv_PG = (r_PG - mean_P1) / (std_P1 + eps)
+  elif mode == "dr_grpo":
+    adv_PG = r_PG - mean_P1
+  elif mode == "batch":
+    adv_PG = (r_PG - mean_P1) / (stats(r_PG, any_PG, None)[3] + eps)
+  else:  # rloo; a lone scored row has no baseline: 0, like the others.
+    others_P1 = jnp.maximum(n_P1 - 1.0, 1.0)
+    adv_PG = jnp.where(n_P1 > 1.0, r_PG - (total_P1 - r_PG) / others_P1, 0.0)
+  adv_ref[...] = jnp.where(any_PG, adv_PG, 0.0)
+
+
+def _stats(x, keep, axis, *, ddof):
+  """(count, sum, mean, std) of x where `keep`, over `axis` (None: all,
+  as scalars; Triton reduces a whole block to a scalar, not to [1, 1])."""
+  keepdims = axis is not None
+  n = jnp.sum(jnp.where(keep, 1.0, 0.0), axis=axis, keepdims=keepdims)
+  total = jnp.sum(jnp.where(keep, x, 0.0), axis=axis, keepdims=keepdims)
+  mean = total / jnp.maximum(n, 1.0)
+  d = jnp.where(keep, x - mean, 0.0)
+  sq = jnp.sum(d * d, axis=axis, keepdims=keepdims)
+  return n, total, mean, jnp.sqrt(sq / jnp.maximum(n - ddof, 1.0))

@@ -91,7 +91,7 @@ def _logprobs(static, h_ND, w_DV, t_N):
 
 
 def _logprobs_fwd(static, h_ND, w_DV, t_N):
-  logp_N, ent_N, lse_N = outs = forward(static, h_ND, w_DV, t_N)
+  _, ent_N, lse_N = outs = forward(static, h_ND, w_DV, t_N)
   return outs, (h_ND, w_DV, t_N, lse_N, ent_N)
 
 

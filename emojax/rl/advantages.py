@@ -21,7 +21,8 @@ cfg fields (attributes or ConfigDict entries; missing ones take defaults):
 
 A NaN reward part means "no score for this row" (TRL's None): parts are
 summed with NaNs skipped, and a row whose every part is NaN is left out of
-its group's statistics and gets advantage 0.
+its group's statistics and gets advantage 0; so does a group's lone scored
+row (no baseline; RLOO has no one to leave out).
 """
 
 from typing import Any
@@ -117,9 +118,12 @@ def run(rewards_PGR: jnp.ndarray, cfg: Any = None) -> jnp.ndarray:
 
 def _sum_then_normalize(r_PG, valid_PG, mode, eps, ddof):
   if mode == "rloo":
+    # A lone scored row has no one to leave out: no baseline, advantage 0
+    # (as its group's mean gives it under the other modes).
     n_P1 = valid_PG.sum(1, keepdims=True)
     sum_P1 = jnp.where(valid_PG, r_PG, 0.0).sum(1, keepdims=True)
-    return r_PG - (sum_P1 - r_PG) / jnp.maximum(n_P1 - 1, 1)
+    rloo_PG = r_PG - (sum_P1 - r_PG) / jnp.maximum(n_P1 - 1, 1)
+    return jnp.where(n_P1 > 1, rloo_PG, 0.0)
   centred_PG = r_PG - _masked_mean(r_PG, valid_PG, 1)
   if mode == "dr_grpo":
     return centred_PG

@@ -95,6 +95,8 @@ def test_kernel_matches_rl_core_with_unscored_parts(mode, ddof, clip):
   assert np.isfinite(got).all()
   np.testing.assert_array_equal(got[1, 0], 0.0)  # unscored rows get 0
   np.testing.assert_array_equal(got[3], 0.0)
+  if mode != "gdpo":  # a lone scored row: no baseline, no signal
+    np.testing.assert_array_equal(got[2], 0.0)
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
   ref = group_advantages_ref(r, jnp.asarray(W), **kw)
   np.testing.assert_allclose(ref, want, atol=1e-5, rtol=1e-5)

@@ -109,7 +109,8 @@ def test_decode_attention_lowers(plat, B, H, K, E, S):
 @pytest.mark.parametrize("plat", ["gpu", "tpu"])
 @pytest.mark.parametrize("mode", kernels.ADVANTAGE_MODES)
 def test_group_advantages_lower(plat, mode):
-  fn = lambda r, w: kernels.group_advantages(r, w, mode=mode)
+  kw = dict(mode=mode, ddof=0, reward_clip=2.5)
+  fn = lambda r, w: kernels.group_advantages(r, w, **kw)
   text = _lower(plat, fn, SDS((3, 5, 2), jnp.float32), SDS((2,), jnp.float32))
   assert _kernel_calls(plat, text) == 1
 
@@ -227,8 +228,9 @@ def test_group_advantages_simulated_matches_twin(plat, mode):
   np.testing.assert_allclose(got, want, atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("with_lse", [False, True])
 @pytest.mark.parametrize("plat", ["gpu", "tpu"])
-def test_fused_logprobs_simulated_matches_twin(plat):
+def test_fused_logprobs_simulated_matches_twin(plat, with_lse):
   # N = 100 and V = 300 are no multiples of the GPU blocks (64 tokens, 128
   # vocab, 64 of D) or TPU's (104 tokens, 256 vocab: the second tile runs
   # past V, into memory the TPU interpreter fills with NaN).
@@ -237,12 +239,13 @@ def test_fused_logprobs_simulated_matches_twin(plat):
   h = jax.random.normal(ks[0], (B, T, D))
   w = jax.random.normal(ks[1], (D, V)) * D**-0.5
   t = jax.random.randint(ks[2], (B, T), 0, V)
-  g = jax.random.normal(ks[3], (2, B, T))
+  g = jax.random.normal(ks[3], (3, B, T))
+  kw = dict(temperature=0.7, with_lse=with_lse)
 
   def value_and_grads(fn):
     def run(h, w):
-      out, vjp = jax.vjp(lambda h, w: fn(h, w, t, temperature=0.7), h, w)
-      return out, vjp((g[0], g[1]))
+      out, vjp = jax.vjp(lambda h, w: fn(h, w, t, **kw), h, w)
+      return out, vjp(tuple(g[: len(out)]))
 
     return run
 

@@ -95,6 +95,18 @@ def test_nan_rows_are_left_out_of_the_baseline():
   assert np.isfinite(adv).all()
 
 
+@pytest.mark.parametrize("mode", ["grpo", "dr_grpo", "batch", "rloo"])
+def test_a_lone_scored_row_gets_no_advantage(mode):
+  # Its group has no baseline to compare it with (RLOO: no one to leave
+  # out); the other groups keep theirs.
+  r = _rewards(5)
+  r[1, 1:] = np.nan
+  r[1, 0] = 2.0
+  adv = np.asarray(advantages.compute(jnp.asarray(r), _cfg(mode)))
+  np.testing.assert_array_equal(adv[1], 0.0)
+  assert np.abs(adv[[0, 2, 3]]).max() > 0.1
+
+
 def test_zero_variance_groups_and_stats():
   r = _rewards(4)
   r[2] = 1.0
