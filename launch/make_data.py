@@ -100,28 +100,6 @@ def validate(spec: Spec) -> None:
     )
 
 
-def _image_path(split: str, index: int) -> str:
-  return f"images/{split}/{index:06d}.png"
-
-
-def _write_one(root: str, seed: int, size: int, job: tuple[str, int, bool]):
-  """Renders and saves one example; returns its train/test and SFT rows."""
-  split, index, with_reasoning = job
-  ex = synth.make_example(
-    synth.split_seed(seed, split), index, size=size, reasoning=with_reasoning
-  )
-  rel = _image_path(split, index)
-  Image.fromarray(ex["image"]).save(os.path.join(root, rel), optimize=False)
-  row = {
-    "image": rel,
-    "labels": ex["labels"],
-    "AUs": ex["AUs"],
-    "caption": ex["caption"],
-  }
-  sft = {**row, "description": ex["description"]} if with_reasoning else None
-  return split, row, sft
-
-
 def _workers(spec: Spec) -> int:
   if spec.workers:
     return spec.workers
@@ -164,10 +142,15 @@ def make_data(spec: Spec) -> pathlib.Path:
       (tmp / "images" / split).mkdir(parents=True)
     jobs = [("train", i, i < spec.num_sft) for i in range(spec.num_train)]
     jobs += [("test", i, False) for i in range(spec.num_test)]
-    write = functools.partial(_write_one, str(tmp), spec.seed, spec.size)
+    write = functools.partial(
+      synth.write_example, str(tmp), spec.seed, spec.size
+    )
     n_workers = _workers(spec)
     if n_workers > 1:
-      with multiprocessing.Pool(n_workers) as pool:
+      # Spawned, not forked: a fork of a process whose JAX runs threads (a
+      # notebook, the test session) can deadlock in the child.
+      spawn = multiprocessing.get_context("spawn")
+      with spawn.Pool(n_workers) as pool:
         results = pool.map(write, jobs, chunksize=64)
     else:
       results = [write(job) for job in jobs]

@@ -7,9 +7,11 @@ unrelated AU, and faint AUs on neutral faces, each at a configurable rate.
 """
 
 import dataclasses
+import os
 from collections.abc import Iterator
 
 import numpy as np
+from PIL import Image
 
 from emojax.data import faces, facs, prompts
 
@@ -229,6 +231,33 @@ def make_example(
   if reasoning:
     example["description"] = reasoning_text(face)
   return example
+
+
+def image_path(split: str, index: int) -> str:
+  """Example `index` of `split`'s image, relative to its data set's folder."""
+  return f"images/{split}/{index:06d}.png"
+
+
+def write_example(
+  root: str, seed: int, size: int, job: tuple[str, int, bool]
+) -> tuple[str, dict, dict | None]:
+  """Renders example job = (split, index, with reasoning) to its PNG under
+  `root`; returns (split, its JSONL row, its SFT row or None). A module
+  function, so `launch/make_data.py`'s spawned workers can import it."""
+  split, index, with_reasoning = job
+  ex = make_example(
+    split_seed(seed, split), index, size=size, reasoning=with_reasoning
+  )
+  rel = image_path(split, index)
+  Image.fromarray(ex["image"]).save(os.path.join(root, rel), optimize=False)
+  row = {
+    "image": rel,
+    "labels": ex["labels"],
+    "AUs": ex["AUs"],
+    "caption": ex["caption"],
+  }
+  sft = {**row, "description": ex["description"]} if with_reasoning else None
+  return split, row, sft
 
 
 def text_corpus(seed: int, n: int) -> Iterator[str]:
