@@ -42,7 +42,8 @@ def _wall(workers: int, n: int, size: int) -> float:
   start = time.perf_counter()
   chunk = n // workers
   jobs = [(k * chunk, chunk, size, False) for k in range(workers)]
-  with multiprocessing.Pool(workers) as pool:
+  # Spawned, as `launch/make_data.py` spawns its workers.
+  with multiprocessing.get_context("spawn").Pool(workers) as pool:
     pool.map(_examples, jobs)
   return time.perf_counter() - start
 
