@@ -128,7 +128,7 @@ def validate(c: ml_collections.ConfigDict) -> None:
   """Cross-field checks of an rl fragment; raises with the field to fix."""
   if c.advantage not in advantages.MODES:
     raise ValueError(f"rl.advantage={c.advantage!r}: use {advantages.MODES}.")
-  if c.get("advantage_impl", "jnp") not in advantages.IMPLS:
+  if c.advantage_impl not in advantages.IMPLS:
     raise ValueError(
       f"rl.advantage_impl={c.advantage_impl!r}: use {advantages.IMPLS}."
     )

@@ -24,9 +24,12 @@ KINDS = (
   "all-to-all",
   "collective-permute",
 )
-_BYTES = {"pred": 1, "s8": 1, "u8": 1, "bf16": 2, "f16": 2, "s16": 2}
-_BYTES |= {"u16": 2, "f32": 4, "s32": 4, "u32": 4, "f64": 8, "s64": 8}
-_BYTES |= {"u64": 8}
+_BYTES = {
+  **dict.fromkeys(("pred", "s8", "u8"), 1),
+  **dict.fromkeys(("bf16", "f16", "s16", "u16"), 2),
+  **dict.fromkeys(("f32", "s32", "u32"), 4),
+  **dict.fromkeys(("f64", "s64", "u64"), 8),
+}
 _HEADER = re.compile(r"^(?:ENTRY )?%([\w.\-]+) \(")
 _OP = re.compile(r"= (.*?) (" + "|".join(KINDS) + r")(-start)?\(")
 _ARRAY = re.compile(r"\b(" + "|".join(_BYTES) + r")\[([\d,]*)\]")

@@ -40,6 +40,8 @@ import os
 import re
 import tempfile
 
+from benchmarks import _hlo
+
 # GPUs as XLA:GPU describes a device (NVIDIA's published figures): the
 # H100 SXM (the H200 has the same sm_90a chip, 132 SMs, and more, faster
 # memory) and the A100 SXM 80GB (the A800, Facial-R1's card, is an A100
@@ -357,8 +359,6 @@ def grpo_memory(gpu: str, quick: bool) -> None:
 
 def _collectives(hlo: str) -> str:
   """GiB of collective buffers a device passes per step, by kind."""
-  from benchmarks import _hlo
-
   moved, unknown = _hlo.collective_bytes(hlo)
   short = {"all-reduce": "ar", "all-gather": "ag", "reduce-scatter": "rs"}
   short |= {"all-to-all": "a2a", "collective-permute": "cp"}
