@@ -14,7 +14,10 @@ cfg fields (attributes or ConfigDict entries; missing ones take defaults):
   beta: KL weight; 0 (default) needs no reference logprobs at all.
   kl_estimator: 'k1' (logp - ref), 'k2' ((logp - ref)^2 / 2), 'k3'
     (exp(ref - logp) - (ref - logp) - 1; TRL), default 'k3'.
-  entropy_coef: weight of the entropy bonus, default 0.
+  entropy_coef: weight of the entropy bonus, default 0. The bonus is
+    aggregated like the policy term (verl's agg_loss): a token mean under
+    'bnpo' and 'dapo' (TRL's `loss -= coef * H`), a mean of sequence
+    means under 'grpo'; token and sample weights do not scale it.
   max_completion_length: the dr_grpo divisor, default T.
 
 Micro-batch accumulation is exact: the returned metrics carry `numerator`
@@ -116,7 +119,6 @@ def grpo_loss(
   by its summed weight, which equals this at its micro-batch of one).
   kl_weight, a traced scalar, replaces cfg.beta's value (for `beta_at`
   schedules without recompiling); the KL term exists iff cfg.beta != 0.
-  The entropy bonus is the micro-batch's token-mean entropy (TRL).
   Returns (loss, metrics).
   """
   loss_type = field(cfg, "loss_type", "dapo")
@@ -151,14 +153,16 @@ def grpo_loss(
     l_BT = l_BT * token_weights_BT
   if sample_weights_B is not None:
     l_BT = l_BT * sample_weights_B[:, None]
+  entropy_coef = field(cfg, "entropy_coef", 0.0)
+  if entropy_coef != 0:
+    # Per token, in the numerator: it then accumulates over micro-batches
+    # and reaches the gradient (`grads` differentiates the numerator).
+    l_BT = l_BT - entropy_coef * entropy_BT
+  if entropy_BT is not None:
+    metrics["entropy"] = _token_mean(entropy_BT, mask_BT)
   max_len = field(cfg, "max_completion_length", None) or logp_BT.shape[1]
   num, den = _aggregate(l_BT, mask_BT, loss_type, num_items, max_len)
   loss = num / den
-  entropy_coef = field(cfg, "entropy_coef", 0.0)
-  if entropy_BT is not None:
-    metrics["entropy"] = _token_mean(entropy_BT, mask_BT)
-  if entropy_coef != 0:
-    loss = loss - entropy_coef * metrics["entropy"]
   metrics.update(_clip_metrics(w_BT, a_B1, mask_BT, eps_lo, eps_hi))
   metrics.update(numerator=num, denominator=den, num_tokens=mask_BT.sum())
   return loss, metrics

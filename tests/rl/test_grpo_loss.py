@@ -223,7 +223,34 @@ def test_entropy_bonus_and_jit():
   got, metrics = fn(logp, old, ref, adv, mask)
   h = (ent * mask).sum() / mask.sum()
   np.testing.assert_allclose(metrics["entropy"], h, rtol=1e-6)
-  np.testing.assert_allclose(got, base - 0.1 * h, rtol=1e-5)
+  np.testing.assert_allclose(got, base - 0.1 * h, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loss_type", rl_loss.LOSS_TYPES)
+def test_entropy_bonus_has_its_gradient_and_accumulates(loss_type):
+  """d loss / d H is -coef over the loss type's normaliser (verl's
+  agg_loss), and the bonus adds up over micro-batches like the rest."""
+  logp, old, ref, adv, mask = _inputs(4)
+  ent = np.abs(np.random.default_rng(4).standard_normal((B, T)))
+  ent = ent.astype(np.float32)
+  cfg = _cfg(loss_type, "token")
+  cfg.entropy_coef = 0.1
+
+  def numerator(e, *rest):
+    _, m = rl_loss.grpo_loss(*rest, cfg, entropy_BT=e)
+    return m["numerator"], m["denominator"]
+
+  step = jax.jit(jax.value_and_grad(numerator, has_aux=True))
+  (num, den), grad = step(ent, logp, old, ref, adv, mask)
+  n_B1 = np.maximum(mask.sum(-1, keepdims=True), 1)
+  per_token = {"grpo": mask / (n_B1 * B), "dr_grpo": mask / (B * MAX_LEN)}
+  want = per_token.get(loss_type, mask / mask.sum())
+  np.testing.assert_allclose(grad / den, -0.1 * want, rtol=1e-5, atol=1e-8)
+  arrays = (ent, logp, old, ref, adv, mask)
+  halves = [[a[s] for a in arrays] for s in (slice(0, 2), slice(2, B))]
+  outs = [step(*h) for h in halves]
+  got = sum(o[0][0] for o in outs) / sum(o[0][1] for o in outs)
+  np.testing.assert_allclose(got, num / den, rtol=1e-5)
 
 
 @pytest.mark.parametrize(
