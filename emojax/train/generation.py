@@ -5,7 +5,6 @@ from __future__ import annotations
 import functools
 
 from emojax import rollout as rollout_lib
-from emojax import sharding
 from emojax.train import batching, data
 from emojax.train.run import Run
 
@@ -22,16 +21,19 @@ def generate(run: Run, params, host_batch, rng, **sampling):
   batch.pop("position_ids", None)
   batch.pop(batching.vlm.LAYOUT_KEY, None)
   decode = functools.partial(run.tokenizer.decode, skip_special_tokens=True)
-  with sharding.use_rules(run.mesh, run.rules):
-    return rollout_lib.generate(
-      params,
-      run.model_cfg,
-      batch,
-      rng,
-      decode_fn=decode,
-      suppress_ids=placeholder_ids(run.model_cfg),
-      **sampling,
-    )
+  # The rules go in by argument: the engine traces its own program under
+  # them (a `use_rules` block around this call would not reach it).
+  return rollout_lib.generate(
+    params,
+    run.model_cfg,
+    batch,
+    rng,
+    decode_fn=decode,
+    suppress_ids=placeholder_ids(run.model_cfg),
+    mesh=run.mesh,
+    rules=run.rules,
+    **sampling,
+  )
 
 
 def placeholder_ids(cfg) -> tuple[int, ...]:
