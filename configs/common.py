@@ -28,9 +28,10 @@ def _base() -> ml_collections.ConfigDict:
   c.num_iterations = 1  # mu, updates per rollout batch (1: ratio == 1).
   c.temperature = 1.0  # Sampling temperature.
   c.top_p = 1.0  # Nucleus sampling.
-  c.max_prompt_length = 512  # Prompt tokens (never cut image tokens).
+  c.top_k = 0  # Top-k sampling (0: off).
+  # Prompts are bounded by config.data.max_len (never cut: an error or a
+  # skip, config.data.on_bad_example); the learning rate is rl.optim.lr.
   c.max_completion_length = 512  # New tokens per completion.
-  c.learning_rate = 1e-6  # Policy learning rate (TRL default).
   # Entries of emojax.rewards.configured(config.rl), a REWARDS superset.
   c.reward_names = ["emotion", "format"]
   c.reward_weights = [1.0, 1.0]  # One weight per reward name.
@@ -65,8 +66,7 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
     raise ValueError(f"unknown GRPO preset {name!r}; choose from {PRESETS}.")
   c = _base()
   if name == "facial_r1":  # Facial-R1 @0def205 (METHODS.md section 1).
-    c.max_completion_length = 2048  # Final GRPO script.
-    c.max_prompt_length = 4096  # Facial-R1 forces None; ours must be finite.
+    c.max_completion_length = 2048  # Final GRPO script (prompts: None).
     c.reward_names = ["emotion", "format", "au_f1"]
     c.reward_weights = [1.0, 1.0, 1.0]  # R = R_acc + R_format + R_AU.
     c.reward_clip = 10.0  # Facial-R1 clamps the summed reward.
@@ -76,14 +76,12 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
   elif name == "r1_omni":  # R1-Omni run_grpo_humanomni.sh (section 2).
     c.epsilon = c.epsilon_high = float("inf")  # No clip in its loss.
     c.prompts_per_step = 2  # 1 x 2 x 8 GPUs = 16 rows / G 8.
-    c.learning_rate = 1e-6  # UNVERIFIED: TRL default of its version.
   elif name == "human_omni_v2":  # HumanOmniV2 stage 3 (section 3).
     c.advantage = "dr_grpo"  # scale_rewards=false.
     c.loss_type = "bnpo"  # Token mean over the batch.
     c.beta_schedule = "human_omni_v2"  # beta to 0.25 beta by T/2.
     c.temperature = 0.9  # Its config default.
-    c.max_prompt_length = 2048
-    c.max_completion_length = 1024
+    c.max_completion_length = 1024  # (Its max_prompt_length: 2048.)
     c.reward_names = ["format_context", "emotion"]
     c.prompts_per_step = 2  # UNVERIFIED: 1 x grad-accum 2 per GPU.
   elif name == "emocaliber":  # EmoCaliber stage 3, verl (section 6).
@@ -91,8 +89,7 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
     c.loss_type = "dapo"  # verl token-mean over the mini-batch.
     c.beta = 0.01  # use_kl_loss, low_var_kl (k3), not in the reward.
     c.prompts_per_step = 64  # train_batch 64, rollout n 8.
-    c.max_prompt_length = 4096
-    c.max_completion_length = 2048
+    c.max_completion_length = 2048  # (Its max_prompt_length: 4096.)
     c.reward_names = ["confidence"]
     c.reward_weights = [1.0]
   elif name == "affectgpt_r1":  # 3rd-party re-implementation (section 4).

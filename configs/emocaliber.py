@@ -85,8 +85,7 @@ def _qwen2_5_vl_7b(c) -> None:
   c.sft.optim.lr, c.sft.optim.warmup_steps = 1e-5, 50  # Warmup ratio 0.05.
   c.rl.steps = 437  # 1 epoch of stage3_14k at 32 prompts per step.
   c.rl.prompts_per_step, c.rl.group_size = 32, 8  # ppo_mini 32, n 8.
-  c.rl.max_completion_length = 2048
-  c.rl.max_prompt_length = 4096
+  c.rl.max_completion_length = 2048  # (Its max_prompt_length: 4096.)
   c.rl.micro_batch_size = 32  # 4 per GPU x 8.
   c.rl.optim.lr, c.rl.optim.warmup_steps = 1e-6, 0
   c.rl.log_completions_every = 20

@@ -124,7 +124,6 @@ def grpo(preset: str = "facial_r1") -> ml_collections.ConfigDict:
   g.prompts_per_step = 8  # P.
   g.group_size = 8  # G.
   g.max_completion_length = 160  # New tokens (longest sft reasoning: 147).
-  g.max_prompt_length = 160
   g.micro_batch_size = 0  # Rows per gradient pass (0: all P*G).
   g.optim = _optim(lr=5e-5, warmup=0)
   g.ref_sync_every = 0  # Copy policy -> reference every N steps (0: never).

@@ -94,11 +94,11 @@ def _qwen2_5_vl_7b(c, recipe: str) -> None:
   if recipe == "r1_omni":
     c.rl.steps = 15306  # 2 epochs of 15,306 clips, 2 prompts per step.
     c.rl.prompts_per_step, c.rl.group_size = 2, 8  # 1 x accum 2 x 8 / 8.
-    c.rl.max_prompt_length, c.rl.max_completion_length = 512, 512
+    c.rl.max_completion_length = 512  # (Its max_prompt_length: 512.)
   else:
     c.rl.steps = 2000  # UNVERIFIED.
     c.rl.prompts_per_step, c.rl.group_size = 2, 8  # UNVERIFIED per step.
-    c.rl.max_prompt_length, c.rl.max_completion_length = 2048, 1024
+    c.rl.max_completion_length = 1024  # (Its max_prompt_length: 2048.)
   c.rl.micro_batch_size = 8
   c.rl.optim.lr, c.rl.optim.warmup_steps = 1e-6, 0
   c.rl.log_completions_every = 50

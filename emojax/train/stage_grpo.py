@@ -126,7 +126,7 @@ def build(run: Run, index: int, params, restored) -> Stage:
       max_new_tokens=rl.max_completion_length,
       temperature=rl.temperature,
       top_p=rl.top_p,
-      top_k=rl.get("top_k", 0),
+      top_k=rl.top_k,
     )
     rewards_PGR, adv_PG = grpo.score(
       prompts, ro, rl, i, table, run.config.data.emotions

@@ -106,6 +106,12 @@ def train(config, workdir: str) -> dict:
 
 def ensure_base(config) -> str:
   """The cached base model's params checkpoint, built first if missing."""
+  if not config.model.base:
+    raise ValueError(
+      "config.model.base is empty: this config starts from "
+      f"model.hf_dir={config.model.hf_dir!r} and has no base model to "
+      "build; run without --base_only, or set --config.model.base=NAME."
+    )
   out = os.path.join(base.folder(config), "params")
   if os.path.exists(os.path.join(out, checkpoint.CONFIG_FILE)):
     return out

@@ -5,6 +5,7 @@ score by its formula (METHODS.md), and one smoke run per pipeline path
 import importlib
 import math
 import os
+import re
 import sys
 
 import numpy as np
@@ -61,6 +62,39 @@ def test_every_variant_validates_once_its_data_is_set(name, variant, tmp_path):
   assert c.data.prompt in examples.PROMPTS
   assert all(n in rewards.configured(c.rl) for n in c.rl.reward_names)
   assert c.stages and "grpo" in c.stages
+
+
+def _leaves(cd, prefix=""):
+  for key, value in cd.items():
+    if hasattr(value, "items"):
+      yield from _leaves(value, f"{prefix}{key}.")
+    else:
+      yield prefix + key
+
+
+def _is_read(name: str, source: str) -> bool:
+  return bool(re.search(rf"\.{name}\b|[\"']{name}[\"']", source))
+
+
+def test_every_config_field_is_read_by_the_code():
+  """A field nothing reads is accepted on the command line and changes
+  nothing (rl.learning_rate and rl.max_prompt_length were). A static
+  check: the field's name as an attribute or a string key in emojax/ or
+  launch/."""
+  source = "\n".join(
+    open(os.path.join(folder, f)).read()
+    for top in ("emojax", "launch")
+    for folder, _, files in os.walk(os.path.join(ROOT, top))
+    for f in files
+    if f.endswith(".py")
+  )
+  unread = {
+    path
+    for case in CASES
+    for path in _leaves(_config(*case))
+    if not _is_read(path.rsplit(".", 1)[-1], source)
+  }
+  assert not unread, f"config fields no code reads: {sorted(unread)}"
 
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))

@@ -3,6 +3,7 @@ merger) only, `pretrain` the merger and language model with the tower
 frozen; building is cached and resumes bitwise after a crash."""
 
 import os
+import sys
 
 import jax
 import numpy as np
@@ -102,3 +103,16 @@ def test_base_model_stages_train_their_parts_resume_and_cache(
 
   monkeypatch.setattr(stages, "make_run", lambda *a, **k: 1 / 0)
   assert stages.ensure_base(recipe) == out  # cached: nothing rebuilt
+
+
+def test_base_only_refuses_a_config_without_a_base_model():
+  """The 7B variants start from model.hf_dir: there is nothing to build
+  (it would have run ground+pretrain on a random 7B)."""
+  sys.path.insert(
+    0, os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+  )
+  from configs import facial_r1
+
+  c = facial_r1.get_config("qwen2_5_vl_7b")
+  with pytest.raises(ValueError, match="config.model.base is empty"):
+    stages.ensure_base(c)
