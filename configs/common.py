@@ -75,7 +75,9 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
     c.prompts_per_step = 4  # 1 x grad-accum 4 x 8 GPUs = 32 rows / G 8.
   elif name == "r1_omni":  # R1-Omni run_grpo_humanomni.sh (section 2).
     c.epsilon = c.epsilon_high = float("inf")  # No clip in its loss.
-    c.prompts_per_step = 2  # 1 x 2 x 8 GPUs = 16 rows / G 8.
+    # trl 0.14 (pinned): the per-device batch counts prompts, each
+    # sampled G times, so 1 x grad-accum 2 x 8 GPUs = 16 prompts.
+    c.prompts_per_step = 16
   elif name == "human_omni_v2":  # HumanOmniV2 stage 3 (section 3).
     c.advantage = "dr_grpo"  # scale_rewards=false.
     c.loss_type = "bnpo"  # Token mean over the batch.

@@ -92,8 +92,8 @@ def _qwen2_5_vl_7b(c, recipe: str) -> None:
   c.sft.batch_size, c.sft.micro_batch_size = 32, 2
   c.sft.optim.lr, c.sft.optim.warmup_steps = 1e-5, 4  # UNVERIFIED.
   if recipe == "r1_omni":
-    c.rl.steps = 15306  # 2 epochs of 15,306 clips, 2 prompts per step.
-    c.rl.prompts_per_step, c.rl.group_size = 2, 8  # 1 x accum 2 x 8 / 8.
+    c.rl.steps = 1913  # 2 epochs of 15,306 clips, 16 prompts per step.
+    c.rl.prompts_per_step, c.rl.group_size = 16, 8  # trl 0.14: prompts.
     c.rl.max_completion_length = 512  # (Its max_prompt_length: 512.)
   else:
     c.rl.steps = 2000  # UNVERIFIED.

@@ -92,7 +92,9 @@ def build(run: Run, index: int, params, restored) -> Stage:
   trainable = None
   if cfg.vision is not None:
     trainable = vlm.trainable_mask(params, run.config.model.freeze_vision)
-  tx = optim.make(rl.optim, rl.steps, trainable)
+  # Each rollout batch makes num_iterations updates: the schedule counts
+  # updates (as TRL's does), or mu > 1 would finish its decay early.
+  tx = optim.make(rl.optim, rl.steps * rl.num_iterations, trainable)
   if restored is None:
     state = optim.init_state(params, tx)
     ref = jax.tree.map(jnp.copy, params) if rl.beta else None

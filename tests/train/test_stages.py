@@ -146,3 +146,32 @@ def test_grpo_step_on_8_devices_equals_1_device(
     p1,
     p8,
   )
+
+
+def test_num_iterations_updates_each_batch_mu_times_on_one_schedule(
+  smoke_config, tmp_path, monkeypatch
+):
+  """mu = 2: two updates per rollout batch, each against the batch's
+  old logprobs, and the learning-rate schedule spans all the updates."""
+  from emojax.train import grpo, optim, stage_grpo
+
+  config = smoke_config
+  config.stages, config.rl.steps, config.rl.num_iterations = ("grpo",), 2, 2
+  config.rl.micro_batch_size = 0  # One gradient pass an update.
+  config.eval.num_examples = 0
+  spans, calls = [], []
+  real_make, real_grads = optim.make, grpo.grads
+
+  def make(cfg, total_steps, trainable=None):
+    spans.append(total_steps)
+    return real_make(cfg, total_steps, trainable)
+
+  def grads(params, batch, inputs, **kwargs):
+    calls.append("old_logp" in inputs)
+    return real_grads(params, batch, inputs, **kwargs)
+
+  monkeypatch.setattr(stage_grpo.optim, "make", make)
+  monkeypatch.setattr(stage_grpo.grpo, "grads", grads)
+  stages.train(config, str(tmp_path / "run"))
+  assert spans == [4]
+  assert calls == [True] * 4
