@@ -7,8 +7,7 @@ public code unless a comment says UNVERIFIED.
 
 import ml_collections
 
-from emojax.rewards import REWARDS
-from emojax.rl import advantages, loss
+from emojax.train import validate as validate_lib
 
 PRESETS = (
   "facial_r1",
@@ -55,8 +54,10 @@ def _base() -> ml_collections.ConfigDict:
   c.entropy_coef = 0.0  # Entropy bonus weight.
   c.dynamic_sampling = False  # Drop zero-variance groups (DAPO).
   c.mask_truncated_completions = False  # Zero the loss of cut-off rows.
-  c.overlong_max = 0  # DAPO overlong penalty: max tokens (0: off).
-  c.overlong_cache = 0  # DAPO overlong penalty: soft band width.
+  # DAPO's overlong penalty (the 'overlong' reward): -1 at overlong_max
+  # tokens, ramping over the overlong_cache tokens before it.
+  c.overlong_max = 512
+  c.overlong_cache = 128
   return c
 
 
@@ -125,24 +126,4 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
 
 def validate(c: ml_collections.ConfigDict) -> None:
   """Cross-field checks of an rl fragment; raises with the field to fix."""
-  if c.advantage not in advantages.MODES:
-    raise ValueError(f"rl.advantage={c.advantage!r}: use {advantages.MODES}.")
-  if c.advantage_impl not in advantages.IMPLS:
-    raise ValueError(
-      f"rl.advantage_impl={c.advantage_impl!r}: use {advantages.IMPLS}."
-    )
-  if c.loss_type not in loss.LOSS_TYPES:
-    raise ValueError(f"rl.loss_type={c.loss_type!r}: use {loss.LOSS_TYPES}.")
-  if c.kl_estimator not in loss.KL_ESTIMATORS:
-    raise ValueError(f"rl.kl_estimator={c.kl_estimator!r}: use k1|k2|k3.")
-  if c.group_size < 2:
-    raise ValueError("rl.group_size must be >= 2 for group advantages.")
-  unknown = [n for n in c.reward_names if n not in REWARDS]
-  if unknown:
-    raise ValueError(f"rl.reward_names has unknown {unknown}: see REWARDS.")
-  if len(c.reward_weights) != len(c.reward_names):
-    raise ValueError("rl.reward_weights needs one weight per reward_names.")
-  if c.token_masks is not None and len(c.token_masks) != len(c.reward_names):
-    raise ValueError("rl.token_masks needs one entry per reward_names.")
-  if "overlong" in c.reward_names and c.overlong_max <= c.overlong_cache:
-    raise ValueError("rl.overlong_max must exceed rl.overlong_cache.")
+  validate_lib.check_rl(c)

@@ -8,6 +8,9 @@ import jax
 
 from emojax import sharding
 from emojax.rewards import REWARDS
+from emojax.rl import advantages, loss
+
+TOKEN_MASKS = ("all", "think")
 
 STAGES = ("ground", "pretrain", "sft", "grpo", "synthesize")
 
@@ -26,22 +29,7 @@ def validate(config, num_devices: int | None = None) -> None:
     )
   rl = config.rl
   if "grpo" in config.stages:
-    bad = [n for n in rl.reward_names if n not in REWARDS]
-    if bad:
-      raise ConfigError(
-        f"config.rl.reward_names has unknown {bad}; choose from "
-        f"{sorted(REWARDS)}."
-      )
-    if len(rl.reward_weights) != len(rl.reward_names):
-      raise ConfigError(
-        "config.rl.reward_weights needs one weight per config.rl.reward_names"
-        f" ({len(rl.reward_weights)} vs {len(rl.reward_names)})."
-      )
-    if rl.group_size < 2:
-      raise ConfigError(
-        f"config.rl.group_size={rl.group_size}: GRPO compares completions "
-        "within a group, so it needs at least 2 (Facial-R1 uses 8)."
-      )
+    check_rl(rl)
     rows = rl.prompts_per_step * rl.group_size
     micro = rl.micro_batch_size
     if micro and (rows % micro or micro % rl.group_size):
@@ -79,6 +67,63 @@ def validate(config, num_devices: int | None = None) -> None:
     raise ConfigError(
       f"config.model.hf_dir={config.model.hf_dir!r} is not a folder; point "
       "it at a transformers checkpoint."
+    )
+
+
+def check_rl(rl) -> None:
+  """The GRPO fragment's own fields (also `configs.common.validate`)."""
+  choices = (
+    ("advantage", advantages.MODES),
+    ("advantage_impl", advantages.IMPLS),
+    ("loss_type", loss.LOSS_TYPES),
+    ("kl_estimator", loss.KL_ESTIMATORS),
+  )
+  for name, allowed in choices:
+    if rl[name] not in allowed:
+      raise ConfigError(
+        f"config.rl.{name}={rl[name]!r}; choose from {allowed}."
+      )
+  bad = [n for n in rl.reward_names if n not in REWARDS]
+  if bad:
+    raise ConfigError(
+      f"config.rl.reward_names has unknown {bad}; choose from "
+      f"{sorted(REWARDS)}."
+    )
+  for name in ("reward_weights", "token_masks"):
+    value = rl[name]
+    if value is not None and len(value) != len(rl.reward_names):
+      raise ConfigError(
+        f"config.rl.{name} needs one entry per config.rl.reward_names "
+        f"({len(value)} vs {len(rl.reward_names)})."
+      )
+  bad = [k for k in rl.token_masks or () if k not in TOKEN_MASKS]
+  if bad:
+    raise ConfigError(
+      f"config.rl.token_masks has unknown {bad}; choose from {TOKEN_MASKS} "
+      "(a reward's loss over all completion tokens or its <think> span)."
+    )
+  if rl.group_size < 2:
+    raise ConfigError(
+      f"config.rl.group_size={rl.group_size}: GRPO compares completions "
+      "within a group, so it needs at least 2 (Facial-R1 uses 8)."
+    )
+  if "overlong" in rl.reward_names:
+    _check_overlong(rl)
+
+
+def _check_overlong(rl) -> None:
+  """DAPO's penalty ramps from overlong_max - overlong_cache to
+  overlong_max; it must start below the longest completion."""
+  start = rl.overlong_max - rl.overlong_cache
+  if not 0 <= rl.overlong_cache < rl.overlong_max or (
+    start >= rl.max_completion_length
+  ):
+    raise ConfigError(
+      f"config.rl.overlong_max={rl.overlong_max} and overlong_cache="
+      f"{rl.overlong_cache}: the 'overlong' reward needs 0 <= overlong_cache"
+      f" < overlong_max and overlong_max - overlong_cache below "
+      f"max_completion_length={rl.max_completion_length} (DAPO: L_max is "
+      "the generation limit), or it never fires."
     )
 
 

@@ -85,6 +85,23 @@ def test_resume_after_crash_and_sigterm_is_bitwise(
     ),
     (lambda c: setattr(c, "stages", ("sft", "dpo")), "dpo"),
     (
+      lambda c: setattr(c.rl, "token_masks", ["all", "all", "Think"]),
+      "token_masks has unknown",
+    ),
+    (lambda c: setattr(c.rl, "token_masks", ["all"]), r"token_masks.*1 vs 3"),
+    (lambda c: setattr(c.rl, "loss_type", "mean"), "loss_type='mean'"),
+    (
+      # The penalty would start at 512 - 128 tokens; completions stop at 160.
+      lambda c: c.rl.update(
+        {
+          "reward_names": ["emotion", "overlong"],
+          "reward_weights": [1.0, 1.0],
+          "token_masks": None,
+        }
+      ),
+      "overlong_max=512",
+    ),
+    (
       lambda c: c.update(
         {"stages": ("ground",), "data": {**c.data, "dataset": "facial_r1"}}
       ),
