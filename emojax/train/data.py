@@ -9,6 +9,7 @@ the images are never copied.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import os
 
@@ -46,23 +47,56 @@ def builder(cfg) -> Splits:
       seed=cfg.seed,
       size=cfg.image_size,
     )
-  b = BUILDERS[cfg.dataset](
-    data_dir=os.path.expanduser(cfg.tfds_dir),
-    file_format="array_record",
-    on_bad_example=cfg.on_bad_example,
-    **kwargs,
-  )
-  manual = cfg.get("manual_dir") or None
+  manual = os.path.expanduser(cfg.get("manual_dir") or "") or None
   if manual and not os.path.isdir(manual):
     raise FileNotFoundError(
       f"config.data.manual_dir={manual!r} does not exist; point it at the "
       "folder holding the dataset's files (see the builder's "
       "MANUAL_DOWNLOAD_INSTRUCTIONS)."
     )
+  b = BUILDERS[cfg.dataset](
+    data_dir=prepared_dir(cfg, manual),
+    file_format="array_record",
+    on_bad_example=cfg.on_bad_example,
+    **kwargs,
+  )
   b.download_and_prepare(
     download_config=tfds.download.DownloadConfig(manual_dir=manual)
   )
   return Splits(b, dict(cfg.get("splits") or {}))
+
+
+def prepared_dir(cfg, manual: str | None) -> str:
+  """Where tfds keeps this source's prepared copy.
+
+  tfds keys a copy by dataset, config and version only; a second
+  manual_dir (or the same one with rows edited, or another
+  on_bad_example) would reuse the first one's rows. So each gets its own
+  folder, named by the folder's path, the bad-row policy, and the names,
+  sizes and times of its annotation files (in it or one folder below, as
+  the builders read them). Images edited in place are not seen: delete
+  the folder this returns to prepare again.
+  """
+  root = os.path.expanduser(cfg.tfds_dir)
+  if not manual:
+    return root
+  manual = os.path.realpath(manual)
+  key = json.dumps([manual, cfg.on_bad_example, _annotations(manual)])
+  digest = hashlib.sha256(key.encode()).hexdigest()[:12]
+  return os.path.join(root, f"{os.path.basename(manual)}-{digest}")
+
+
+ANNOTATIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
+
+
+def _annotations(folder: str, depth: int = 1) -> list:
+  out = []
+  for e in sorted(os.scandir(folder), key=lambda e: e.name):
+    if e.is_dir() and depth:
+      out += [[e.name, *f] for f in _annotations(e.path, depth - 1)]
+    elif e.is_file() and e.name.endswith(ANNOTATIONS):
+      out.append([e.name, e.stat().st_size, e.stat().st_mtime_ns])
+  return out
 
 
 class Splits:
