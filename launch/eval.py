@@ -28,7 +28,9 @@ from ml_collections import config_flags
 
 from emojax.data import facs, wheel
 from emojax.data import tokenizer as tokenizer_lib
+from emojax.data.examples import ExampleConfig
 from emojax.eval import compare, decode, html, predictions, report, score
+from emojax.train import data
 
 # Own flag set, so loading this module beside other launch scripts (tests)
 # cannot clash on shared names like --out.
@@ -46,7 +48,8 @@ _CHECKPOINT = flags.DEFINE_string(
 _CONFIG = config_flags.DEFINE_config_file(
   "config",
   None,
-  "Experiment config; its `rl` sampling settings are used.",
+  "Experiment config: decode as its end-of-stage eval does (its prompt, "
+  "label list, image budget, max_len, eval.max_new_tokens, rl sampling).",
   flag_values=FLAGS,
 )
 _COMPARE = flags.DEFINE_bool(
@@ -91,14 +94,17 @@ _BATCH_SIZE = flags.DEFINE_integer(
   "batch_size", 8, "Prompts per batch.", flag_values=FLAGS
 )
 _MAX_LEN = flags.DEFINE_integer(
-  "max_len", 2048, "Prompt tokens, max.", flag_values=FLAGS
+  "max_len",
+  None,
+  "Prompt tokens, image tokens included (default: config, or 2048).",
+  flag_values=FLAGS,
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.", flag_values=FLAGS)
 _LABEL_SET = flags.DEFINE_string(
   "label_set",
   None,
-  "Valid answers: a facs.LABEL_SETS key (e.g. basic7); "
-  "default: any emotion word emojax knows.",
+  "Valid answers: a facs.LABEL_SETS key (e.g. basic7); default: the "
+  "config's data.emotions, else any emotion word emojax knows.",
   flag_values=FLAGS,
 )
 _WHEELS_DIR = flags.DEFINE_string(
@@ -147,22 +153,44 @@ def _mode() -> str:
 
 
 def _decode_config() -> decode.DecodeConfig:
-  rl = _CONFIG.value.get("rl") if _CONFIG.value is not None else None
-
-  def pick(flag, field, default):
-    if flag.value is not None:
-      return flag.value
-    return rl.get(field, default) if rl is not None else default
-
+  config = _CONFIG.value
+  rl = config.rl if config is not None else {}
+  tokens = config.eval.max_new_tokens if config is not None else 256
+  if _MAX_NEW_TOKENS.value is not None:
+    tokens = _MAX_NEW_TOKENS.value
   return decode.DecodeConfig(
     num_samples=_NUM_SAMPLES.value,
-    max_new_tokens=pick(_MAX_NEW_TOKENS, "max_completion_length", 256),
-    temperature=pick(_TEMPERATURE, "temperature", 1.0),
-    top_p=rl.get("top_p", 1.0) if rl is not None else 1.0,
+    max_new_tokens=tokens,
+    temperature=rl.get("temperature", 1.0)
+    if _TEMPERATURE.value is None
+    else _TEMPERATURE.value,
+    top_p=rl.get("top_p", 1.0),
+    top_k=rl.get("top_k", 0),
     batch_size=_BATCH_SIZE.value,
-    max_len=_MAX_LEN.value,
     seed=_SEED.value,
   )
+
+
+def _example_config(cfg, tok_dir) -> ExampleConfig:
+  """Prompts as the config's training built them (its prompt kind, label
+  list, AU definitions, image budget and max_len), else Facial-R1's
+  prompt with the tokenizer folder's image preprocessing."""
+  config = _CONFIG.value
+  if config is None:
+    return ExampleConfig(
+      mode="rollout",
+      max_len=_MAX_LEN.value or 2048,
+      image=decode.image_config(cfg, tok_dir),
+    )
+  return data.example_config(
+    cfg, config.data, "rollout", "task", "description", _MAX_LEN.value
+  )
+
+
+def _label_set():
+  if _LABEL_SET.value or _CONFIG.value is None:
+    return _LABEL_SET.value
+  return tuple(_CONFIG.value.data.emotions)
 
 
 def _checkpoint_examples(out: str) -> list[score.Example]:
@@ -182,8 +210,8 @@ def _checkpoint_examples(out: str) -> list[score.Example]:
     else tokenizer_lib.ensure_default()
   )
   rows = decode.read_split(_DATA_DIR.value, _SPLIT.value)
-  image = decode.image_config(cfg, tok_dir)
-  examples = decode.decode(params, cfg, rows, tok, dc, image)
+  example = _example_config(cfg, tok_dir)
+  examples = decode.decode(params, cfg, rows, tok, dc, example)
   os.makedirs(out, exist_ok=True)
   rel = [
     html.image_src(ex.image, out, i, embed=False)
@@ -213,7 +241,7 @@ def run(mode: str, out: str, folders: list[str]) -> str:
     if _WHEELS_DIR.value
     else None
   )
-  ev = score.evaluate(examples, _LABEL_SET.value, wheels)
+  ev = score.evaluate(examples, _label_set(), wheels)
   plots = report.write(out, ev, title)
   html.write(out, examples, ev, title=title, embed=_EMBED.value, plots=plots)
   return report.summary(ev.scalars, out)

@@ -43,7 +43,6 @@ class DecodeConfig:
   top_p: float = 1.0
   top_k: int = 0
   batch_size: int = 8  # Prompts per generate call.
-  max_len: int = 2048  # Prompt tokens, image tokens included.
   seed: int = 0
 
 
@@ -133,15 +132,12 @@ def decode(
   rows: list[dict],
   tokenizer: tokenizer_lib.Tokenizer,
   dc: DecodeConfig,
-  image: ip.ImageProcessorConfig,
+  example: examples_lib.ExampleConfig,
 ) -> list[Example]:
-  """num_samples completions per row (row-major), with a progress bar."""
+  """num_samples completions per row (row-major), with a progress bar;
+  `example` (mode 'rollout') says how rows become prompts."""
   pc = pipeline.PipelineConfig(
-    batch_size=dc.batch_size,
-    shuffle=False,
-    example=examples_lib.ExampleConfig(
-      mode="rollout", max_len=dc.max_len, image=image
-    ),
+    batch_size=dc.batch_size, shuffle=False, example=example
   )
   shard = pipeline.grain.sharding.ShardOptions(0, 1)
   batches = pipeline.make_dataset(rows, tokenizer, pc, shard)

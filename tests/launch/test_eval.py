@@ -221,3 +221,35 @@ def test_checkpoint_mode_decodes_and_scores(tmp_path):
   preds = out / "predictions.jsonl"
   assert _run(f"--predictions={preds}", f"--out={again}") == 0
   assert json.loads((again / "metrics.json").read_text()) == got
+
+
+def test_a_config_decodes_with_its_training_prompt(tmp_path, monkeypatch):
+  """--config: the prompts, label list and budgets are the run's (its
+  end-of-stage eval's), not Facial-R1's defaults."""
+  from configs import emocaliber
+  from emojax.eval import decode
+  from emojax.train import data as train_data
+
+  seen = {}
+  cfg = config_lib.tiny_vlm(600)
+  monkeypatch.setattr(decode, "load_model", lambda _: (cfg, None, None))
+  monkeypatch.setattr(decode, "read_split", lambda *_: [])
+  monkeypatch.setattr(tokenizer_lib, "ensure_default", lambda: None)
+
+  def spy(params, cfg, rows, tok, dc, example):
+    seen.update(dc=dc, example=example)
+    raise FileNotFoundError("stop here")
+
+  monkeypatch.setattr(decode, "decode", spy)
+  spec = f"--config={ROOT / 'configs' / 'emocaliber.py'}"
+  args = (spec, "--checkpoint=x", "--data_dir=d", f"--out={tmp_path}")
+  assert _run(*args) == 2
+  config = emocaliber.get_config()
+  want = train_data.example_config(
+    cfg, config.data, "rollout", "task", "description"
+  )
+  assert seen["example"] == want and want.prompt == "emocaliber"
+  assert seen["dc"].max_new_tokens == config.eval.max_new_tokens
+  assert eval_launch._label_set() == tuple(config.data.emotions)
+  assert _run("--checkpoint=x", "--data_dir=d", f"--out={tmp_path}") == 2
+  assert seen["example"].prompt == "facial_r1"  # Without a config.
