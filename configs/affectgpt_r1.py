@@ -31,12 +31,13 @@ the SFT targets; rows without one are skipped in SFT) and
 `subtitle_chieng.csv` (the subtitle, quoted in the prompt), and
 `model.hf_dir` at a Qwen2.5-7B-Instruct folder (AffectGPT's language
 model; UNVERIFIED which size AffectGPT-R1 used). OV-MERD has one split:
-90% trains and 10% is held out (tfds slices its prepared order, which
-tfds shuffles by key: a fixed, disjoint 10%, not the file's last lines). Missing for the real recipe:
-AffectGPT's video and audio encoders (emojax reads the subtitle only), and
-three of its five rewards (the "dual" EW-F1 of labels an LLM extracts from
-`<think>`, weight 0.6, and think/answer alignment, 0.4, need a judge
-model). G, batch, lengths and step counts are UNVERIFIED.
+90% trains and 10% is held out (tfds slices its prepared order, which tfds
+shuffles by key: a fixed, disjoint 10%, not the file's last lines).
+Missing for the real recipe: AffectGPT's video and audio encoders (emojax
+reads the subtitle only), and three of its five rewards (the "dual" EW-F1
+of labels an LLM extracts from `<think>`, weight 0.6, and think/answer
+alignment, 0.4, need a judge model). G, batch, lengths and step counts are
+UNVERIFIED.
 """
 
 import ml_collections

@@ -83,11 +83,14 @@ def _qwen2_5_vl_7b(c) -> None:
   c.sft.steps = 1010  # 1 epoch of 86k + 43k rows at 128 per step.
   c.sft.batch_size, c.sft.micro_batch_size = 128, 8  # 8 x 8 GPUs x accum 2.
   c.sft.optim.lr, c.sft.optim.warmup_steps = 1e-5, 50  # Warmup ratio 0.05.
+  c.sft.optim.final_lr_ratio = 0.0  # ms-swift's cosine to 0: UNVERIFIED.
   c.rl.steps = 437  # 1 epoch of stage3_14k at 32 prompts per step.
   c.rl.prompts_per_step, c.rl.group_size = 32, 8  # ppo_mini 32, n 8.
   c.rl.max_completion_length = 2048  # (Its max_prompt_length: 4096.)
   c.rl.micro_batch_size = 32  # 4 per GPU x 8.
   c.rl.optim.lr, c.rl.optim.warmup_steps = 1e-6, 0
+  # verl's actor optimiser defaults (UNVERIFIED that stage 3 keeps them).
+  c.rl.optim.schedule, c.rl.optim.weight_decay = "constant", 0.01
   c.rl.log_completions_every = 20
   c.eval.num_examples, c.eval.batch_size = 100000, 64  # All of test.jsonl.
   c.eval.max_new_tokens = 2048

@@ -72,13 +72,20 @@ def _optim(lr: float, warmup: int) -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.lr = lr  # Peak learning rate.
   o.warmup_steps = warmup  # Linear warmup.
-  o.final_lr_ratio = 0.1  # Cosine decays to lr * this.
+  o.schedule = "cosine"  # Then cosine | linear (HF Trainer) | constant.
+  o.final_lr_ratio = 0.1  # cosine and linear decay to lr * this.
   o.b1 = 0.9  # Adam beta1.
   o.b2 = 0.999  # Adam beta2.
   o.eps = 1e-8  # Adam epsilon.
   o.weight_decay = 0.0  # AdamW decoupled decay.
   o.grad_clip = 1.0  # Global-norm clipping.
   return o
+
+
+def hf_trainer_schedule(o: ml_collections.ConfigDict) -> None:
+  """The HF Trainer's default (TRL's trainers keep it): linear decay to 0.
+  UNVERIFIED that the recipes' scripts do not override it."""
+  o.schedule, o.final_lr_ratio = "linear", 0.0
 
 
 def _sft() -> ml_collections.ConfigDict:
@@ -227,11 +234,13 @@ def _qwen2_5_vl_7b(c) -> None:
   c.sft.steps = 1100  # ~2 epochs of 17.7k rows at 32 rows per step.
   c.sft.batch_size, c.sft.micro_batch_size = 32, 2
   c.sft.optim.lr, c.sft.optim.warmup_steps = 5e-6, 30  # sft_emotion.sh.
+  hf_trainer_schedule(c.sft.optim)
   c.rl = common.grpo_preset("facial_r1")
   # 1 epoch (METHODS: 1-2) of 17,737 prompts at 4 a step (32 rows / G 8).
   c.rl.steps = 4434
   c.rl.micro_batch_size = 8
   c.rl.optim = _optim(lr=1e-6, warmup=0)
+  hf_trainer_schedule(c.rl.optim)
   c.rl.ref_sync_every = 0
   c.rl.dynamic_sampling_retries = 2
   c.rl.log_completions_every = 20

@@ -1,4 +1,4 @@
-"""Train state and the AdamW optimiser (warmup + cosine, clipping, freezing).
+"""Train state and the AdamW optimiser (warmup + decay, clipping, freezing).
 
 Params, optimizer state and step travel as one pytree (`TrainState`) so one
 jitted update donates and returns it whole, and one orbax save holds it.
@@ -20,16 +20,34 @@ class TrainState:
   opt_state: Any
 
 
+SCHEDULES = ("cosine", "linear", "constant")
+
+
 def schedule(cfg, total_steps: int) -> optax.Schedule:
-  """Linear warmup to `cfg.lr`, cosine decay to `lr * final_lr_ratio`."""
+  """Linear warmup to `cfg.lr`, then `cfg.schedule`: 'cosine' or 'linear'
+  (the HF Trainer's default, so TRL's) decay to `lr * final_lr_ratio` at
+  `total_steps`, or 'constant' (verl's)."""
+  kind = cfg.get("schedule", "cosine")
+  if kind not in SCHEDULES:
+    raise ValueError(f"optim.schedule={kind!r}; choose from {SCHEDULES}.")
   warmup = min(int(cfg.warmup_steps), max(total_steps - 1, 0))
-  return optax.warmup_cosine_decay_schedule(
-    init_value=0.0 if warmup else cfg.lr,
-    peak_value=cfg.lr,
-    warmup_steps=warmup,
-    decay_steps=max(total_steps, warmup + 1),
-    end_value=cfg.lr * cfg.final_lr_ratio,
-  )
+  end = cfg.lr * cfg.final_lr_ratio
+  if kind == "cosine":
+    return optax.warmup_cosine_decay_schedule(
+      init_value=0.0 if warmup else cfg.lr,
+      peak_value=cfg.lr,
+      warmup_steps=warmup,
+      decay_steps=max(total_steps, warmup + 1),
+      end_value=end,
+    )
+  if kind == "linear":
+    after = optax.linear_schedule(cfg.lr, end, max(total_steps - warmup, 1))
+  else:
+    after = optax.constant_schedule(cfg.lr)
+  if not warmup:
+    return after
+  rise = optax.linear_schedule(0.0, cfg.lr, warmup)
+  return optax.join_schedules([rise, after], [warmup])
 
 
 def make(cfg, total_steps: int, trainable=None) -> optax.GradientTransformation:

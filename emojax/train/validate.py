@@ -9,6 +9,7 @@ import jax
 from emojax import sharding
 from emojax.rewards import REWARDS
 from emojax.rl import advantages, loss
+from emojax.train import optim
 
 TOKEN_MASKS = ("all", "think")
 
@@ -41,6 +42,12 @@ def validate(config, num_devices: int | None = None) -> None:
       )
   if "ground" in config.stages:
     _check_ground(config)
+  for name in ("ground", "pretrain", "sft", "rl"):
+    kind = config[name].optim.get("schedule", "cosine")
+    if kind not in optim.SCHEDULES:
+      raise ConfigError(
+        f"config.{name}.optim.schedule={kind!r}; choose from {optim.SCHEDULES}."
+      )
   for name in ("sft", "pretrain"):
     sc = config[name]
     if sc.micro_batch_size and sc.batch_size % sc.micro_batch_size:

@@ -91,6 +91,10 @@ def test_resume_after_crash_and_sigterm_is_bitwise(
     (lambda c: setattr(c.rl, "token_masks", ["all"]), r"token_masks.*1 vs 3"),
     (lambda c: setattr(c.rl, "loss_type", "mean"), "loss_type='mean'"),
     (
+      lambda c: setattr(c.sft.optim, "schedule", "step"),
+      "sft.optim.schedule='step'",
+    ),
+    (
       # The penalty would start at 512 - 128 tokens; completions stop at 160.
       lambda c: c.rl.update(
         {
