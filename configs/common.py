@@ -50,7 +50,7 @@ def _base() -> ml_collections.ConfigDict:
   c.dual_clip = ml_collections.FieldReference(None, float)  # c for A < 0.
   c.beta = 0.04  # KL weight; 0 skips the reference model.
   c.beta_schedule = "constant"  # constant | human_omni_v2.
-  c.kl_estimator = "k3"  # k1 | k2 | k3.
+  c.kl_estimator = "k3"  # k1 | k2 | k3 | low_var_kl (verl).
   c.entropy_coef = 0.0  # Entropy bonus weight.
   c.dynamic_sampling = False  # Drop zero-variance groups (DAPO).
   c.mask_truncated_completions = False  # Zero the loss of cut-off rows.
@@ -90,7 +90,8 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
   elif name == "emocaliber":  # EmoCaliber stage 3, verl (section 6).
     c.advantage = "dr_grpo"  # norm_adv_by_std_in_grpo=False.
     c.loss_type = "dapo"  # verl token-mean over the mini-batch.
-    c.beta = 0.01  # use_kl_loss, low_var_kl (k3), not in the reward.
+    c.beta = 0.01  # use_kl_loss, not in the reward.
+    c.kl_estimator = "low_var_kl"  # verl's clamped k3.
     c.prompts_per_step = 64  # train_batch 64, rollout n 8.
     c.max_completion_length = 2048  # (Its max_prompt_length: 4096.)
     c.reward_names = ["confidence"]

@@ -13,7 +13,8 @@ cfg fields (attributes or ConfigDict entries; missing ones take defaults):
   importance_sampling_level: 'token' or 'sequence' (GSPO), default 'token'.
   beta: KL weight; 0 (default) needs no reference logprobs at all.
   kl_estimator: 'k1' (logp - ref), 'k2' ((logp - ref)^2 / 2), 'k3'
-    (exp(ref - logp) - (ref - logp) - 1; TRL), default 'k3'.
+    (exp(ref - logp) - (ref - logp) - 1; TRL), 'low_var_kl' (verl's k3:
+    ref - logp clamped to +-20, the estimate to +-10), default 'k3'.
   entropy_coef: weight of the entropy bonus, default 0. The bonus is
     aggregated like the policy term (verl's agg_loss): a token mean under
     'bnpo' and 'dapo' (TRL's `loss -= coef * H`), a mean of sequence
@@ -35,7 +36,7 @@ import jax.numpy as jnp
 from emojax.rl.advantages import field
 
 LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
-KL_ESTIMATORS = ("k1", "k2", "k3")
+KL_ESTIMATORS = ("k1", "k2", "k3", "low_var_kl")
 
 
 def kl_divergence(
@@ -52,6 +53,9 @@ def kl_divergence(
     return 0.5 * d_BT**2
   if estimator == "k3":
     return jnp.exp(d_BT) - d_BT - 1.0
+  if estimator == "low_var_kl":  # verl's k3, clamped twice.
+    d_BT = jnp.clip(d_BT, -20.0, 20.0)
+    return jnp.clip(jnp.exp(d_BT) - d_BT - 1.0, -10.0, 10.0)
   raise ValueError(
     f"kl_estimator={estimator!r}; choose one of {KL_ESTIMATORS}."
   )

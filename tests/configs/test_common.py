@@ -27,7 +27,9 @@ def test_recipe_fields():
     "dr_grpo", "bnpo", "human_omni_v2"
   )  # fmt: skip
   e = common.grpo_preset("emocaliber")
-  assert (e.advantage, e.beta, e.kl_estimator) == ("dr_grpo", 0.01, "k3")
+  assert (e.advantage, e.beta, e.kl_estimator) == (
+    "dr_grpo", 0.01, "low_var_kl"
+  )  # fmt: skip
   d = common.grpo_preset("dapo")
   assert (d.epsilon_high, d.beta, d.dynamic_sampling) == (0.28, 0.0, True)
   overlong = rewards.configured(d)["overlong"]

@@ -180,6 +180,30 @@ def test_kl_estimators_match_their_formulas():
     np.testing.assert_allclose(rl_loss.kl_divergence(logp, ref, est), want)
 
 
+def _verl_low_var_kl(logprob, ref_logprob):
+  """verl's kl_penalty(..., 'low_var_kl'), transcribed."""
+  kl = ref_logprob - logprob
+  kl = torch.clamp(kl, min=-20, max=20)
+  ratio = torch.exp(kl)
+  kld = (ratio - kl - 1).contiguous()
+  return torch.clamp(kld, min=-10, max=10)
+
+
+def test_low_var_kl_is_verls_with_its_gradient():
+  """Values and gradient, with ref - logp inside, past the estimate's
+  clamp (3) and past the difference's clamp (25)."""
+  logp = np.array([-1.0, -2.0, -3.1, -0.2, -30.0], np.float32)
+  ref = np.array([-1.5, -0.5, -0.1, -25.2, -3.0], np.float32)
+  t_logp = torch.tensor(logp, requires_grad=True)
+  want = _verl_low_var_kl(t_logp, torch.tensor(ref))
+  want.sum().backward()
+  fn = lambda lp: rl_loss.kl_divergence(lp, jnp.asarray(ref), "low_var_kl")
+  np.testing.assert_allclose(fn(logp), want.detach().numpy(), rtol=1e-6)
+  grad = jax.grad(lambda lp: fn(lp).sum())(jnp.asarray(logp))
+  np.testing.assert_allclose(grad, t_logp.grad.numpy(), rtol=1e-6)
+  assert np.asarray(grad)[2:].tolist() == [0.0, 0.0, 0.0]
+
+
 def test_dual_clip_bounds_negative_advantage_loss():
   logp, _, _, _, mask = _inputs(7)
   old = logp - 3.0  # Ratio e^3, far above the clip.
