@@ -22,6 +22,7 @@ from emojax import model as model_lib
 from emojax import rewards as rewards_lib
 from emojax import rollout as rollout_lib
 from emojax.model import params as params_lib
+from emojax.model import vlm
 from emojax.rewards import tags
 from emojax.rl import advantages, logprobs, loss, metrics
 
@@ -124,12 +125,19 @@ def policy_logprobs(params, batch, *, cfg, start=None, temperature=1.0):
   return logp_BC
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "start", "rl_static"))
-def grads(params, batch, inputs, *, cfg, rl_static, start=None):
-  """Gradient of one micro-batch's share of the GRPO loss."""
+@functools.partial(
+  jax.jit, static_argnames=("cfg", "start", "rl_static", "freeze_vision")
+)
+def grads(
+  params, batch, inputs, *, cfg, rl_static, start=None, freeze_vision=False
+):
+  """Gradient of one micro-batch's share of the GRPO loss (zeros for a
+  frozen tower, whose backward is then not computed)."""
   rl = dict(rl_static)
 
   def loss_fn(p):
+    if cfg.vision is not None:
+      p = vlm.stop_frozen(p, freeze_vision)
     logp_BC, entropy_BC = logprobs.completion_logprobs(
       p, cfg, batch, start, temperature=rl["temperature"]
     )

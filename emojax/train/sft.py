@@ -15,6 +15,7 @@ import numpy as np
 
 from emojax import model as model_lib
 from emojax.model import params as params_lib
+from emojax.model import vlm
 from emojax.model.config import ModelConfig
 from emojax.rl import logprobs
 from emojax.train import batching
@@ -27,11 +28,14 @@ def token_nll_sum(params, cfg: ModelConfig, batch):
   return -(logp_BC * mask_BC).sum(), mask_BC.sum()
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def grads(params, batch, denominator, *, cfg: ModelConfig):
-  """Gradient of this micro-batch's share of the batch's mean token loss."""
+@functools.partial(jax.jit, static_argnames=("cfg", "frozen"))
+def grads(params, batch, denominator, *, cfg: ModelConfig, frozen=(False,)):
+  """Gradient of this micro-batch's share of the batch's mean token loss;
+  `frozen` is `vlm.stop_frozen`'s (freeze_vision[, train_merger])."""
 
   def loss_fn(p):
+    if cfg.vision is not None:
+      p = vlm.stop_frozen(p, *frozen)
     nll, n = token_nll_sum(p, cfg, batch)
     return nll / denominator, n
 
@@ -59,12 +63,13 @@ def accumulate(
   *,
   mesh=None,
   rules=None,
+  frozen=(False,),
 ):
   """(grads, mean token loss, tokens) over the batch's micro-batches."""
   denominator = float(max(np.asarray(batch["loss_mask"])[:, 1:].sum(), 1))
   total_g, total_loss = None, 0.0
   for part in micro_batches(cfg, batch, micro_batch_size, mesh, rules):
-    g, loss, _ = grads(params, part, denominator, cfg=cfg)
+    g, loss, _ = grads(params, part, denominator, cfg=cfg, frozen=frozen)
     total_g = g if total_g is None else jax.tree.map(jnp.add, total_g, g)
     total_loss = total_loss + loss
   return total_g, total_loss, denominator

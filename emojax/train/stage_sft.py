@@ -68,6 +68,7 @@ def build(run: Run, index: int, kind: str, params, restored) -> Stage:
         sc.micro_batch_size,
         mesh=run.mesh,
         rules=run.rules,
+        frozen=(freeze, merger),
       )
       holder["state"], gnorm = apply(holder["state"], g)
     return {

@@ -157,3 +157,33 @@ def test_video_placeholders_are_refused(setup):
   ids[1, 0] = CFG.video_token_id
   with pytest.raises(ValueError, match="video"):
     _check(batch, input_ids=ids)
+
+
+def test_a_frozen_tower_is_not_differentiated(setup):
+  """freeze_vision: the tower's gradient is exactly zero and the language
+  model's is unchanged, and the compiled gradient no longer holds the
+  tower's backward (fewer FLOPs); the merger trains when asked."""
+  from emojax.train import sft
+
+  _, params, batch, _ = setup
+  batch = dict(vlm.prepare(CFG, batch, num_patches=128))
+  batch["loss_mask"] = batch["attention_mask"]
+
+  def grads(frozen):
+    return sft.grads(params, batch, 10.0, cfg=CFG, frozen=frozen)[0]
+
+  free, frozen, merger = grads((False,)), grads((True,)), grads((True, True))
+  flat = [params_lib.flatten(g) for g in (free, frozen, merger)]
+  for k, g in flat[0].items():
+    if k[0] == "vision":
+      assert not np.any(flat[1][k]) and np.any(g)
+      assert np.any(flat[2][k]) == (k[1] == "merger")
+    else:
+      np.testing.assert_allclose(flat[1][k], g, rtol=1e-5, atol=1e-7)
+
+  def flops(frozen):
+    fn = functools.partial(sft.grads, cfg=CFG, frozen=frozen)
+    cost = jax.jit(fn).lower(params, batch, 10.0).compile().cost_analysis()
+    return (cost[0] if isinstance(cost, list) else cost)["flops"]
+
+  assert flops((True,)) < 0.85 * flops((False,))
