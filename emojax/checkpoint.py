@@ -19,6 +19,7 @@ from collections.abc import Sequence
 import jax
 import orbax.checkpoint as ocp
 
+from emojax import multihost
 from emojax.model import config_io
 from emojax.model import params as params_lib
 from emojax.model import specs as model_specs
@@ -38,12 +39,12 @@ def save_params(
   """
   folder = os.path.abspath(folder)
   tmp = folder + ".tmp"
-  shutil.rmtree(tmp, ignore_errors=True)
-  os.makedirs(tmp)
-  with ocp.StandardCheckpointer() as ckptr:
-    ckptr.save(os.path.join(tmp, PARAMS_DIR), params)
-    ckptr.wait_until_finished()
-  if jax.process_index() == 0:
+
+  def fresh():
+    shutil.rmtree(tmp, ignore_errors=True)
+    os.makedirs(tmp)
+
+  def finish():
     with open(os.path.join(tmp, CONFIG_FILE), "w") as f:
       json.dump(config_io.to_dict(cfg), f, indent=2)
     if tokenizer_files:
@@ -53,6 +54,12 @@ def save_params(
     if os.path.exists(folder):
       shutil.rmtree(folder)
     os.rename(tmp, folder)
+
+  multihost.leader_only("emojax_params_tmp", fresh)
+  with ocp.StandardCheckpointer() as ckptr:  # Every process writes its part.
+    ckptr.save(os.path.join(tmp, PARAMS_DIR), params)
+    ckptr.wait_until_finished()
+  multihost.leader_only("emojax_params_saved", finish)
   return folder
 
 

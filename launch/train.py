@@ -7,7 +7,8 @@ r"""Trains a recipe: `config.stages` in order, resumable, with evaluations.
 Run the same command again to resume after a crash or preemption. On a
 multi-process cluster (TPU pod, multi-node GPUs) every process runs this
 command; `jax.distributed.initialize()` finds its peers from the
-environment.
+environment, or from --coordinator_address, --num_processes and
+--process_id.
 """
 
 import os
@@ -49,10 +50,21 @@ flags.DEFINE_enum(
   "worker of a Cloud TPU VM slice (it finds its peers from the VM "
   "metadata, which no environment variable announces).",
 )
+flags.DEFINE_string(
+  "coordinator_address",
+  None,
+  "host:port of process 0, where JAX's environment detection (Cloud TPU, "
+  "GKE, Slurm, Open MPI) does not apply: with --num_processes and "
+  "--process_id, on every process.",
+)
+flags.DEFINE_integer("num_processes", None, "Processes in the run.")
+flags.DEFINE_integer("process_id", None, "This process, 0 .. n - 1.")
 flags.mark_flags_as_required(["config"])
 
 
 def _multiprocess() -> bool:
+  if FLAGS.coordinator_address and FLAGS.distributed != "no":
+    return True
   if FLAGS.distributed != "auto":
     return FLAGS.distributed == "yes"
   keys = ("JAX_COORDINATOR_ADDRESS", "TPU_WORKER_HOSTNAMES", "SLURM_NTASKS")
@@ -71,7 +83,16 @@ def _default_workdir() -> str:
 def main(argv):
   del argv
   if _multiprocess():  # before any computation touches the devices
-    jax.distributed.initialize()
+    try:
+      jax.distributed.initialize(
+        FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id
+      )
+    except ValueError as e:  # e.g. only JAX_COORDINATOR_ADDRESS is set
+      raise SystemExit(
+        f"jax.distributed.initialize: {str(e).rstrip('.')}; outside Cloud "
+        "TPU, GKE, Slurm and Open MPI pass --coordinator_address=HOST:PORT "
+        "--num_processes=N --process_id=I on every process."
+      ) from None
   if FLAGS.base_only:
     print("base model:", stages.ensure_base(FLAGS.config))
     return

@@ -47,8 +47,9 @@ class PipelineConfig:
 
 
 def shard_options() -> grain.sharding.ShardOptions:
-  """This process's shard: jax.process_index() of jax.process_count()."""
-  return grain.sharding.ShardByJaxProcess(drop_remainder=False)
+  """All rows on every process: each reads the global batch
+  (`emojax.multihost` says why)."""
+  return grain.sharding.NoSharding()
 
 
 def make_dataset(

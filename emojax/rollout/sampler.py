@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax import sharding
+from emojax import multihost, sharding
 from emojax.model import decoder, kv_cache
 from emojax.model import model as model_lib
 from emojax.model import params as params_lib
@@ -259,7 +259,7 @@ def _place(inputs: dict, mesh, rules) -> dict:
 
   def put(x, axes):
     x = np.asarray(x)
-    return jax.device_put(
+    return multihost.put(
       x, sharding.named_sharding(mesh, axes, rules, shape=x.shape)
     )
 
@@ -351,6 +351,8 @@ def generate(
   inputs = _place(inputs, mesh, st.rules)
   cache, out = _run_jit(params, cache, inputs, rng, cfg=cfg, st=st)
   _CACHES[key] = cache
+  if jax.process_count() > 1:  # Each host scores every row.
+    out = {k: multihost.to_host(v) for k, v in out.items()}
   text = None
   if decode_fn is not None:
     text = _decode_text(decode_fn, out["completion_ids"], out["lengths"])

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
-from emojax import sharding
+from emojax import multihost, sharding
 from emojax.model import vlm
 from emojax.model.config import ModelConfig
 
@@ -134,7 +134,7 @@ def place(batch: Mapping, mesh, rules) -> dict:
     x = np.asarray(x)
     axes = axes or (None,) * x.ndim
     spec = sharding.named_sharding(mesh, axes, rules, shape=x.shape)
-    return jax.device_put(x, spec)
+    return multihost.put(x, spec)
 
   out = {}
   for key, value in batch.items():

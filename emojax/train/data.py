@@ -15,6 +15,7 @@ import os
 
 import tensorflow_datasets as tfds
 
+from emojax import multihost
 from emojax.data import image_processor as ip
 from emojax.data import pipeline
 from emojax.data.examples import ExampleConfig
@@ -54,15 +55,22 @@ def builder(cfg) -> Splits:
       "folder holding the dataset's files (see the builder's "
       "MANUAL_DOWNLOAD_INSTRUCTIONS)."
     )
-  b = BUILDERS[cfg.dataset](
-    data_dir=prepared_dir(cfg, manual),
-    file_format="array_record",
-    on_bad_example=cfg.on_bad_example,
-    **kwargs,
-  )
-  b.download_and_prepare(
-    download_config=tfds.download.DownloadConfig(manual_dir=manual)
-  )
+
+  def prepare():
+    # A builder reads the prepared copy's info when made: make it after
+    # process 0 prepared a copy the processes share.
+    b = BUILDERS[cfg.dataset](
+      data_dir=prepared_dir(cfg, manual),
+      file_format="array_record",
+      on_bad_example=cfg.on_bad_example,
+      **kwargs,
+    )
+    b.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(manual_dir=manual)
+    )
+    return b
+
+  b = multihost.leader_first("emojax_tfds_prepared", prepare)
   return Splits(b, dict(cfg.get("splits") or {}))
 
 

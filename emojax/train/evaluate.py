@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 
+from emojax import multihost
 from emojax.eval import html, metrics, report, score
 from emojax.train import generation
 from emojax.train.run import Run
@@ -43,8 +44,12 @@ def evaluate(run: Run, params, name: str) -> dict[str, float]:
   ]
   ev = score.evaluate(examples, label_set=tuple(run.config.data.emotions))
   out_dir = os.path.join(run.workdir, "eval", name)
-  report.write(out_dir, ev, title=f"emojax: {name}")
-  html.write(out_dir, examples, ev)
+
+  def write():
+    report.write(out_dir, ev, title=f"emojax: {name}")
+    html.write(out_dir, examples, ev)
+
+  multihost.leader_only(f"emojax_eval_{name}", write)
   return ev.scalars
 
 

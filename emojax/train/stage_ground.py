@@ -21,7 +21,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from emojax import sharding
+from emojax import multihost, sharding
 from emojax.data import grounding, synth
 from emojax.data import image_processor as ip
 from emojax.eval import metrics
@@ -80,10 +80,14 @@ def build(run: Run, index: int, params, restored) -> Stage:
   state = optim.init_state(tree, tx) if restored is None else restored[0]
   holder = {"state": state}
 
+  # Inputs replicated over the mesh: global arrays on every process.
+  everywhere = jax.sharding.NamedSharding(
+    run.mesh, jax.sharding.PartitionSpec()
+  )
+
   def pixels(idx):
-    return jnp.asarray(
-      np.concatenate([ip.preprocess(images[i], icfg)[0] for i in idx])
-    )
+    x = np.concatenate([ip.preprocess(images[i], icfg)[0] for i in idx])
+    return multihost.put(x, everywhere)
 
   logits = functools.partial(_logits, cfg=cfg, layout=layout, n=gc.batch_size)
 
@@ -103,7 +107,9 @@ def build(run: Run, index: int, params, restored) -> Stage:
     idx = rng.choice(num_train, gc.batch_size, replace=False)
     with sharding.use_rules(run.mesh, run.rules):
       holder["state"], loss, gnorm = update(
-        holder["state"], pixels(idx), jnp.asarray(targets_FUA[idx])
+        holder["state"],
+        pixels(idx),
+        multihost.put(targets_FUA[idx], everywhere),
       )
     return {
       "loss": float(loss),
@@ -116,7 +122,7 @@ def build(run: Run, index: int, params, restored) -> Stage:
     held = np.arange(num_train, gc.num_faces)
     held = held[: len(held) // gc.batch_size * gc.batch_size]
     pred = [
-      np.asarray(
+      multihost.to_host(
         logits(holder["state"].params, pixels(held[s : s + gc.batch_size]))
       )
       > 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 
+from emojax import multihost
 from emojax.data import prompts
 from emojax.train import data, generation, synthesis
 from emojax.train.run import Run, Stage
@@ -120,6 +121,8 @@ def _finish(run: Run, index: int, kept) -> str:
   folder = os.path.join(run.workdir, "synthesized")
   os.makedirs(folder, exist_ok=True)
   path = os.path.join(folder, f"stage{index}.jsonl")
-  data.write_synth(path, kept)
+  multihost.leader_only(
+    f"emojax_synth_{index}", lambda: data.write_synth(path, kept)
+  )
   run.history.setdefault("synthesized", []).append(path)
   return path

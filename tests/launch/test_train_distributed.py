@@ -35,3 +35,28 @@ def test_distributed_switch(monkeypatch, flag, env, want):
     assert train._multiprocess() is want
   finally:
     train.FLAGS.unparse_flags()
+
+
+def test_a_coordinator_flag_joins_and_no_still_wins(monkeypatch):
+  train = launch_scripts.load("train")
+  for key in (
+    "JAX_COORDINATOR_ADDRESS",
+    "TPU_WORKER_HOSTNAMES",
+    "SLURM_NTASKS",
+  ):
+    monkeypatch.delenv(key, raising=False)
+  monkeypatch.chdir(launch_scripts.LAUNCH.parent)
+  base = ["train.py", "--config=configs/facial_r1.py"]
+  for extra, want in (
+    (
+      ["--coordinator_address=h:1", "--num_processes=2", "--process_id=1"],
+      True,
+    ),
+    (["--coordinator_address=h:1", "--distributed=no"], False),
+  ):
+    monkeypatch.setattr(sys, "argv", base + extra)
+    try:
+      train.FLAGS(base + extra)
+      assert train._multiprocess() is want
+    finally:
+      train.FLAGS.unparse_flags()
