@@ -55,9 +55,10 @@ def _base() -> ml_collections.ConfigDict:
   c.dynamic_sampling = False  # Drop zero-variance groups (DAPO).
   c.mask_truncated_completions = False  # Zero the loss of cut-off rows.
   # DAPO's overlong penalty (the 'overlong' reward): -1 at overlong_max
-  # tokens, ramping over the overlong_cache tokens before it.
-  c.overlong_max = 512
-  c.overlong_cache = 128
+  # tokens (None: max_completion_length, DAPO's L_max), ramping over the
+  # overlong_cache tokens before it (None: a quarter of overlong_max).
+  c.overlong_max = ml_collections.FieldReference(None, int)
+  c.overlong_cache = ml_collections.FieldReference(None, int)
   return c
 
 

@@ -101,7 +101,7 @@ def _qwen2_5_vl_7b(c, recipe: str) -> None:
     c.rl.max_completion_length = 1024  # (Its max_prompt_length: 2048.)
   c.rl.micro_batch_size = 8
   c.rl.optim.lr, c.rl.optim.warmup_steps = 1e-6, 0
-  facial_r1.hf_trainer_schedule(c.rl.optim)  # trl 0.14's GRPOTrainer.
+  facial_r1.hf_trainer_schedule(c.rl.optim)  # TRL's GRPOTrainer.
   c.rl.log_completions_every = 50
   c.eval.num_examples, c.eval.batch_size = 100000, 64  # All of test.jsonl.
   c.eval.max_new_tokens = 1024

@@ -168,6 +168,7 @@ def _decode_config() -> decode.DecodeConfig:
     top_k=rl.get("top_k", 0),
     batch_size=_BATCH_SIZE.value,
     seed=_SEED.value,
+    on_bad_example=config.data.on_bad_example if config else "fail",
   )
 
 

@@ -1,7 +1,7 @@
 """grain pipelines: tfds source -> shuffled, sharded, prepared, batched.
 
     source (tfds data source, or any len()+[i] sequence of rows)
-      -> per-process shard (grain ShardOptions; jax.process_index by default)
+      -> every row on every process (`emojax.multihost` says why)
       -> seeded shuffle, epochs
       -> examples.Prepare (image preprocessing, chat template, tokens)
       -> [grain worker processes]

@@ -23,6 +23,7 @@ from emojax.data import pipeline
 from emojax.data import tokenizer as tokenizer_lib
 from emojax.data.tfds import facial_r1
 from emojax.eval.score import Example
+from emojax.model import vlm
 from emojax.model.config import ModelConfig
 
 _GENERATE_KEYS = (
@@ -44,6 +45,7 @@ class DecodeConfig:
   top_k: int = 0
   batch_size: int = 8  # Prompts per generate call.
   seed: int = 0
+  on_bad_example: str = "fail"  # Or 'skip' (rows too long, unreadable).
 
 
 def load_model(folder: str) -> tuple[ModelConfig, object, str | None]:
@@ -137,7 +139,10 @@ def decode(
   """num_samples completions per row (row-major), with a progress bar;
   `example` (mode 'rollout') says how rows become prompts."""
   pc = pipeline.PipelineConfig(
-    batch_size=dc.batch_size, shuffle=False, example=example
+    batch_size=dc.batch_size,
+    shuffle=False,
+    example=example,
+    on_bad_example=dc.on_bad_example,
   )
   shard = pipeline.grain.sharding.ShardOptions(0, 1)
   batches = pipeline.make_dataset(rows, tokenizer, pc, shard)
@@ -165,6 +170,7 @@ def decode(
       top_k=dc.top_k,
       greedy=dc.num_samples == 1,
       stop_token_ids=tokenizer.eos_ids,
+      suppress_ids=vlm.placeholder_ids(cfg),
       decode_fn=lambda ids: tokenizer.decode(ids, skip_special_tokens=True),
     )
     texts = np.asarray(result.text, object).reshape(n, dc.num_samples)

@@ -64,6 +64,14 @@ def stop_frozen(params, freeze_vision: bool, train_merger: bool = False):
   return jax.tree.map(keep, params, mask)
 
 
+def placeholder_ids(cfg) -> tuple[int, ...]:
+  """The VLM's image/video slot and vision start/end ids (none: text)."""
+  if cfg.vision is None:
+    return ()
+  start = cfg.vision_start_token_id
+  return (start, start + 1, cfg.image_token_id, cfg.video_token_id)
+
+
 def expand_image_placeholders(
   cfg: ModelConfig, input_ids: Sequence[int], image_grid_thw
 ) -> list[int]:

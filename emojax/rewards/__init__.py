@@ -56,10 +56,7 @@ def configured(cfg) -> dict[str, RewardFn]:
   (max_completion_length, overlong_max, overlong_cache)."""
   table = dict(REWARDS)
   table["length"] = length.make_length_reward(cfg.max_completion_length)
-  if cfg.get("overlong_max") is not None:
-    table["overlong"] = length.make_overlong_reward(
-      cfg.overlong_max, cfg.overlong_cache
-    )
+  table["overlong"] = length.make_overlong_reward(*length.overlong_lengths(cfg))
   return table
 
 

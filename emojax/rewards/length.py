@@ -22,6 +22,13 @@ def _lengths(examples: dict, n: int) -> np.ndarray:
   return lengths
 
 
+def overlong_lengths(cfg) -> tuple[int, int]:
+  """(overlong_max, overlong_cache) of an rl config, defaults resolved."""
+  max_len = cfg.get("overlong_max") or cfg.max_completion_length
+  cache = cfg.get("overlong_cache")
+  return max_len, max_len // 4 if cache is None else cache
+
+
 def overlong_penalty(
   lengths: np.ndarray, max_len: int, cache_len: int
 ) -> np.ndarray:

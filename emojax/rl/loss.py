@@ -17,8 +17,9 @@ cfg fields (attributes or ConfigDict entries; missing ones take defaults):
     ref - logp clamped to +-20, the estimate to +-10), default 'k3'.
   entropy_coef: weight of the entropy bonus, default 0. The bonus is
     aggregated like the policy term (verl's agg_loss): a token mean under
-    'bnpo' and 'dapo' (TRL's `loss -= coef * H`), a mean of sequence
-    means under 'grpo'; token and sample weights do not scale it.
+    'bnpo' and 'dapo' (PEERS.md 1.3's `loss -= coef * H`), a mean of
+    sequence means under 'grpo', a token sum / (B * max_completion_length)
+    under 'dr_grpo'; token and sample weights do not scale it.
   max_completion_length: the dr_grpo divisor, default T.
 
 Micro-batch accumulation is exact: the returned metrics carry `numerator`

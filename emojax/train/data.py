@@ -98,8 +98,12 @@ ANNOTATIONS = (".jsonl", ".json", ".csv", ".tsv", ".parquet", ".txt")
 
 
 def _annotations(folder: str, depth: int = 1) -> list:
+  try:
+    entries = sorted(os.scandir(folder), key=lambda e: e.name)
+  except OSError:  # An unreadable subfolder: no builder reads it either.
+    return []
   out = []
-  for e in sorted(os.scandir(folder), key=lambda e: e.name):
+  for e in entries:
     if e.is_dir() and depth:
       out += [[e.name, *f] for f in _annotations(e.path, depth - 1)]
     elif e.is_file() and e.name.endswith(ANNOTATIONS):

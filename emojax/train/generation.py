@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 from emojax import rollout as rollout_lib
+from emojax.model import vlm
 from emojax.train import batching, data
 from emojax.train.run import Run
 
@@ -29,19 +30,11 @@ def generate(run: Run, params, host_batch, rng, **sampling):
     batch,
     rng,
     decode_fn=decode,
-    suppress_ids=placeholder_ids(run.model_cfg),
+    suppress_ids=vlm.placeholder_ids(run.model_cfg),
     mesh=run.mesh,
     rules=run.rules,
     **sampling,
   )
-
-
-def placeholder_ids(cfg) -> tuple[int, ...]:
-  """The VLM's image/video slot and vision start/end ids (none: text)."""
-  if cfg.vision is None:
-    return ()
-  start = cfg.vision_start_token_id
-  return (start, start + 1, cfg.image_token_id, cfg.video_token_id)
 
 
 def greedy_texts(

@@ -19,7 +19,7 @@ import numpy as np
 from absl import logging
 from tqdm import tqdm
 
-from emojax import checkpoint, monitor
+from emojax import checkpoint, monitor, multihost
 from emojax.model.config import ModelConfig
 
 
@@ -115,9 +115,12 @@ def loop(run: Run, stage: Stage, start: int) -> None:
       run.monitor.scalars(run.global_step, scalars)
       bar.set_postfix(_short(metrics))
     last = i + 1 == stage.num_steps
-    if run.stop.set or (i + 1) % cfg.checkpoint_every == 0 and not last:
+    # One host's SIGTERM stops every host after the same step (a save is a
+    # collective: a host saving alone would wait for the others forever).
+    stop = multihost.any_process(run.stop.set)
+    if stop or (i + 1) % cfg.checkpoint_every == 0 and not last:
       save(run, stage, i + 1)
-    if run.stop.set:
+    if stop:
       run.ckpt.wait()
       bar.close()
       raise Preempted(143)

@@ -15,7 +15,7 @@ import jax
 from absl import logging
 
 import emojax.hf
-from emojax import checkpoint, monitor
+from emojax import checkpoint, monitor, multihost
 from emojax.eval import compare
 from emojax.train import (
   base,
@@ -190,7 +190,9 @@ def _finish(run: Run, params) -> None:
     compare.compare(folders, os.path.join(run.workdir, "report"))
   if run.config.export_hf:
     tok_dir = os.path.join(run.workdir, "tokenizer")
-    run.tokenizer.save(tok_dir)
+    multihost.leader_only(
+      "emojax_tokenizer", lambda: run.tokenizer.save(tok_dir)
+    )
     emojax.hf.save(
       run.model_cfg,
       params,
@@ -204,12 +206,17 @@ def _finish(run: Run, params) -> None:
 def _write_config(config, workdir: str) -> None:
   path = os.path.join(workdir, "config.json")
   text = config.to_json_best_effort(indent=2, sort_keys=True)
-  if os.path.exists(path):
-    with open(path) as f:
-      if json.load(f) != json.loads(text):
-        logging.warning(
-          "%s differs from the config given; resuming with the new one.", path
-        )
-  if jax.process_index() == 0:
-    with open(path, "w") as f:
+
+  def write():
+    if os.path.exists(path):
+      with open(path) as f:
+        if json.load(f) != json.loads(text):
+          logging.warning(
+            "%s differs from the config given; resuming with the new one.",
+            path,
+          )
+    with open(path + ".tmp", "w") as f:
       f.write(text)
+    os.replace(path + ".tmp", path)
+
+  multihost.leader_only("emojax_config", write)

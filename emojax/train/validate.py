@@ -7,7 +7,7 @@ import os
 import jax
 
 from emojax import sharding
-from emojax.rewards import REWARDS
+from emojax.rewards import REWARDS, length
 from emojax.rl import advantages, loss
 from emojax.train import optim
 
@@ -121,13 +121,11 @@ def check_rl(rl) -> None:
 def _check_overlong(rl) -> None:
   """DAPO's penalty ramps from overlong_max - overlong_cache to
   overlong_max; it must start below the longest completion."""
-  start = rl.overlong_max - rl.overlong_cache
-  if not 0 <= rl.overlong_cache < rl.overlong_max or (
-    start >= rl.max_completion_length
-  ):
+  max_len, cache = length.overlong_lengths(rl)
+  if not 0 <= cache < max_len or max_len - cache >= rl.max_completion_length:
     raise ConfigError(
-      f"config.rl.overlong_max={rl.overlong_max} and overlong_cache="
-      f"{rl.overlong_cache}: the 'overlong' reward needs 0 <= overlong_cache"
+      f"config.rl.overlong_max={max_len} and overlong_cache="
+      f"{cache}: the 'overlong' reward needs 0 <= overlong_cache"
       f" < overlong_max and overlong_max - overlong_cache below "
       f"max_completion_length={rl.max_completion_length} (DAPO: L_max is "
       "the generation limit), or it never fires."

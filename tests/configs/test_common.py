@@ -35,6 +35,10 @@ def test_recipe_fields():
   overlong = rewards.configured(d)["overlong"]
   got = overlong(["x"], {"completion_lengths": [20480 - 2048]})
   assert got[0] == pytest.approx(-0.5)
+  # Unset, the penalty ends at the generation limit over its last quarter.
+  overlong = rewards.configured(f)["overlong"]
+  lengths = {"completion_lengths": [1536, 1792, 2048]}
+  assert overlong(["x"] * 3, lengths).tolist() == [0.0, -0.5, -1.0]
 
 
 def test_bad_fields_are_named():

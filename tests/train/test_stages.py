@@ -101,6 +101,8 @@ def test_resume_after_crash_and_sigterm_is_bitwise(
           "reward_names": ["emotion", "overlong"],
           "reward_weights": [1.0, 1.0],
           "token_masks": None,
+          "overlong_max": 512,
+          "overlong_cache": 128,
         }
       ),
       "overlong_max=512",
