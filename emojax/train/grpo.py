@@ -126,18 +126,18 @@ def policy_logprobs(params, batch, *, cfg, start=None, temperature=1.0):
 
 
 @functools.partial(
-  jax.jit, static_argnames=("cfg", "start", "rl_static", "freeze_vision")
+  jax.jit, static_argnames=("cfg", "start", "rl_static", "frozen")
 )
 def grads(
-  params, batch, inputs, *, cfg, rl_static, start=None, freeze_vision=False
+  params, batch, inputs, *, cfg, rl_static, start=None, frozen=(False,)
 ):
-  """Gradient of one micro-batch's share of the GRPO loss (zeros for a
-  frozen tower, whose backward is then not computed)."""
+  """Gradient of one micro-batch's share of the GRPO loss; `frozen` as in
+  `sft.grads`."""
   rl = dict(rl_static)
 
   def loss_fn(p):
     if cfg.vision is not None:
-      p = vlm.stop_frozen(p, freeze_vision)
+      p = vlm.stop_frozen(p, *frozen)
     logp_BC, entropy_BC = logprobs.completion_logprobs(
       p, cfg, batch, start, temperature=rl["temperature"]
     )

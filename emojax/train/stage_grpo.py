@@ -248,7 +248,7 @@ def _update(run: Run, holder, apply, scored: grpo.Scored, i, rarity, decode):
           dict(part_in, denominator=np.float32(denominator)),
           cfg=cfg,
           rl_static=grpo.static_rl(rl),
-          freeze_vision=run.config.model.freeze_vision,
+          frozen=(run.config.model.freeze_vision,),
         )
         total = g if total is None else jax.tree.map(jnp.add, total, g)
         sums["loss"] = sums.get("loss", 0.0) + float(value)

@@ -43,11 +43,10 @@ def validate(config, num_devices: int | None = None) -> None:
   if "ground" in config.stages:
     _check_ground(config)
   for name in ("ground", "pretrain", "sft", "rl"):
-    kind = config[name].optim.get("schedule", "cosine")
-    if kind not in optim.SCHEDULES:
-      raise ConfigError(
-        f"config.{name}.optim.schedule={kind!r}; choose from {optim.SCHEDULES}."
-      )
+    try:  # The schedule's own check, before a stage builds it.
+      optim.schedule(config[name].optim, 1)
+    except ValueError as e:
+      raise ConfigError(f"config.{name}.{e}") from None
   for name in ("sft", "pretrain"):
     sc = config[name]
     if sc.micro_batch_size and sc.batch_size % sc.micro_batch_size:
