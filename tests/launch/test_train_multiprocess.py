@@ -35,7 +35,9 @@ def _launch(tmp_path, name, devices, extra=(), flags=FLAGS):
     os.path.join(ROOT, "launch", "train.py"),
     *flags,
     f"--workdir={tmp_path / name}",
-    f"--config.data.tfds_dir={tmp_path / 'tfds'}",  # Shared, as on NFS.
+    # One folder per run, shared by its processes as on NFS (tfds cannot
+    # prepare one folder for two runs at once).
+    f"--config.data.tfds_dir={tmp_path / name / 'tfds'}",
     *extra,
   ]
   return subprocess.Popen(
