@@ -17,6 +17,7 @@ PRESETS = (
   "affectgpt_r1",
   "dapo",
   "dr_grpo",
+  "emotion_thinker",
 )
 
 
@@ -59,6 +60,14 @@ def _base() -> ml_collections.ConfigDict:
   # overlong_cache tokens before it (None: a quarter of overlong_max).
   c.overlong_max = ml_collections.FieldReference(None, int)
   c.overlong_cache = ml_collections.FieldReference(None, int)
+  # The 'trust_reasoning' reward (emojax.rewards.trust): answer-gated judge
+  # scores, weighted by w(step) and each group's trust.
+  c.trust = ml_collections.ConfigDict()
+  c.trust.judge = "facs"  # facs (AUs named in think) | prosody (speech cues).
+  c.trust.schedule = "anneal"  # anneal: SophiaVL | progressive: ramps up.
+  c.trust.scale = 0.3  # w's peak (SophiaVL's 0.3).
+  c.trust.horizon = 1000.0  # T, in steps: decay or ramp length.
+  c.trust.start = 0.0  # progressive: the step the ramp begins.
   return c
 
 
@@ -107,6 +116,14 @@ def grpo_preset(name: str) -> ml_collections.ConfigDict:
     c.reward_names = ["ew_f1", "format"]
     c.reward_weights = [1.0, 0.2]
     # G, batch and lengths: UNVERIFIED (the paper's are not public).
+  elif name == "emotion_thinker":  # GRPO-PTR (section 5).
+    # R = format + outcome + w(step) * trust * reasoning; the reasoning
+    # reward introduced progressively. Its judge, the ramp, G, beta and
+    # lr: UNVERIFIED (the paper's RL code is not public).
+    c.reward_names = ["format", "emotion", "trust_reasoning"]
+    c.reward_weights = [1.0, 1.0, 1.0]
+    c.trust.judge = "prosody"
+    c.trust.schedule = "progressive"
   elif name == "dapo":  # DAPO paper; TRL loss_type='dapo'.
     c.group_size = 16  # UNVERIFIED: paper value from memory.
     c.loss_type = "dapo"

@@ -22,7 +22,7 @@ from configs import common
 
 def _data() -> ml_collections.ConfigDict:
   d = ml_collections.ConfigDict()
-  d.dataset = "facs_synth"  # facs_synth | facial_r1 (tfds builder name).
+  d.dataset = "facs_synth"  # emojax.train.data.BUILDERS name.
   d.manual_dir = ""  # Folder of the user's files (facial_r1; optional else).
   d.tfds_dir = "~/.cache/emojax/tfds"  # Where tfds prepares datasets.
   d.num_train = 3000  # facs_synth: label-only rows (GRPO, synthesis).
@@ -44,6 +44,7 @@ def _data() -> ml_collections.ConfigDict:
   )  # Facial-R1's default label list.
   d.au_definitions = False  # Long AU glossary in the prompt (real runs).
   d.prompt = "facial_r1"  # Task prompt: emojax.data.examples.PROMPTS kind.
+  d.system = ""  # A system turn before the prompt ("": none).
   d.splits = ml_collections.ConfigDict(
     {"train": "train", "sft": "sft", "test": "test"}
   )  # The dataset's split (tfds syntax, e.g. 'x[:90%]') read as each role.

@@ -6,8 +6,9 @@ Score outputs produced anywhere (one JSON object per line with
   python launch/eval.py --predictions=preds.jsonl --out=DIR
 
 Decode a checkpoint (emojax params checkpoint or Hugging Face folder) on a
-split of a Facial-R1-layout folder, then score (greedy; --num_samples=k
-samples k per prompt):
+split of a JSONL folder (Facial-R1's layout; with --config, its dataset's,
+e.g. EmotionCoT's for configs/emotion_thinker.py), then score (greedy;
+--num_samples=k samples k per prompt):
   python launch/eval.py --checkpoint=CKPT --data_dir=DATA --split=test \
       --out=DIR [--config=configs/facial_r1.py] [--tokenizer=TOK]
 
@@ -29,6 +30,7 @@ from ml_collections import config_flags
 from emojax.data import facs, wheel
 from emojax.data import tokenizer as tokenizer_lib
 from emojax.data.examples import ExampleConfig
+from emojax.data.tfds import facial_r1
 from emojax.eval import compare, decode, html, predictions, report, score
 from emojax.train import data
 
@@ -188,6 +190,14 @@ def _example_config(cfg, tok_dir) -> ExampleConfig:
   )
 
 
+def _builder():
+  """The config's dataset reader (its JSONL layout), else Facial-R1's."""
+  config = _CONFIG.value
+  if config is None:
+    return facial_r1.EmojaxFacialR1
+  return data.BUILDERS[config.data.dataset]
+
+
 def _label_set():
   if _LABEL_SET.value or _CONFIG.value is None:
     return _LABEL_SET.value
@@ -210,7 +220,7 @@ def _checkpoint_examples(out: str) -> list[score.Example]:
     if tok_dir
     else tokenizer_lib.ensure_default()
   )
-  rows = decode.read_split(_DATA_DIR.value, _SPLIT.value)
+  rows = decode.read_split(_DATA_DIR.value, _SPLIT.value, _builder())
   example = _example_config(cfg, tok_dir)
   examples = decode.decode(params, cfg, rows, tok, dc, example)
   os.makedirs(out, exist_ok=True)

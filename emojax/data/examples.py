@@ -20,17 +20,23 @@ from emojax.data import tokenizer as tokenizer_lib
 
 Mode = Literal["sft", "rollout"]
 
-# Prompt kinds: (config, the row's `text`) -> the user turn's text.
+# Prompt kinds: (config, the row's decoded `text` and `caption`) -> the user
+# turn's text.
 PROMPTS = {
-  "facial_r1": lambda c, text: prompts.facial_r1_grpo(
+  "facial_r1": lambda c, r: prompts.facial_r1_grpo(
     c.emotions, au_definitions=c.au_definitions
   ),
-  "caption": lambda c, text: prompts.CAPTION_QUESTION,
-  "r1_omni": lambda c, text: prompts.R1_OMNI,
-  "human_omni_v2": lambda c, text: prompts.human_omni_v2(c.emotions),
-  "emocaliber": lambda c, text: prompts.emocaliber(c.emotions),
-  "open_vocabulary": lambda c, text: prompts.open_vocabulary(text=text),
-  "text_classifier": lambda c, text: prompts.text_classifier(text, c.emotions),
+  "caption": lambda c, r: prompts.CAPTION_QUESTION,
+  "r1_omni": lambda c, r: prompts.R1_OMNI,
+  "human_omni_v2": lambda c, r: prompts.human_omni_v2(c.emotions),
+  "emocaliber": lambda c, r: prompts.emocaliber(c.emotions),
+  "open_vocabulary": lambda c, r: prompts.open_vocabulary(text=r["text"]),
+  "text_classifier": lambda c, r: prompts.text_classifier(
+    r["text"], c.emotions
+  ),
+  "emotion_thinker": lambda c, r: prompts.emotion_thinker(
+    r["text"], r["caption"], c.emotions
+  ),
 }
 
 
@@ -46,8 +52,9 @@ class ExampleConfig:
   # The recipe's prompt, one of PROMPTS: 'facial_r1' (the GRPO prompt;
   # text rows get the text classifier's), 'caption' (the plain-words
   # question the base model learns on), 'r1_omni', 'human_omni_v2',
-  # 'emocaliber', 'open_vocabulary' (AffectGPT-R1) or 'text_classifier'. A
-  # row's own non-empty `prompt` field (synthesis prompts) overrides it.
+  # 'emocaliber', 'open_vocabulary' (AffectGPT-R1), 'text_classifier' or
+  # 'emotion_thinker' (a clip's transcript and prosody cues). A row's own
+  # non-empty `prompt` field (synthesis prompts) overrides it.
   prompt: str = "facial_r1"
   system: str | None = None  # Optional system turn.
   image: ip.ImageProcessorConfig = ip.ImageProcessorConfig()
@@ -55,6 +62,11 @@ class ExampleConfig:
 
 def _text(value) -> str:
   return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _fields(row: dict) -> dict[str, str]:
+  """The row's text fields prompts and judges read, decoded."""
+  return {k: _text(row.get(k, b"")) for k in ("text", "caption")}
 
 
 def _texts(values) -> list[str]:
@@ -105,14 +117,14 @@ class Prepare:
   def _prompt(self, row: dict, has_image: bool) -> str:
     if _text(row.get("prompt", b"")):
       return _text(row["prompt"])
-    kind, text = self.cfg.prompt, _text(row.get("text", b""))
+    kind, fields = self.cfg.prompt, _fields(row)
     if kind not in PROMPTS:
       raise ValueError(
         f"ExampleConfig.prompt={kind!r}; use one of {sorted(PROMPTS)}."
       )
     if not has_image and kind == "facial_r1":  # Text rows: dair-ai/emotion.
-      return prompts.text_classifier(text)
-    return PROMPTS[kind](self.cfg, text)
+      return prompts.text_classifier(fields["text"])
+    return PROMPTS[kind](self.cfg, fields)
 
   def _image(self, row: dict):
     data = row.get("image", b"")
@@ -167,6 +179,7 @@ class Prepare:
       "image_grid_thw": None if grid_thw is None else grid_thw[None],
       "labels": _texts(row.get("labels", [])),
       "AUs": _texts(row.get("AUs", [])),
+      **_fields(row),
       "source": _text(row.get("source", b"")),
       "line": int(row.get("line", 0)),
     }

@@ -159,6 +159,12 @@ LABEL_SETS: dict[str, tuple[str, ...]] = {
   ),
   # dair-ai/emotion ids 0..5.
   "dair_emotion": ("sadness", "joy", "love", "anger", "fear", "surprise"),
+  # EmotionThinker's 9 speech classes in its prompt order, as label nouns
+  # ("contempt or disgust" -> disgust; "whisper" is a speaking style).
+  "emotion_thinker": (
+    "neutral", "happiness", "sadness", "anger", "disgust", "confusion",
+    "whisper", "surprise", "fear",
+  ),
 }
 # fmt: on
 

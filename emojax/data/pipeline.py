@@ -12,9 +12,9 @@ Batches use Hugging Face names (`input_ids`, `attention_mask`,
 `image_grid_thw` [num_images, 3]), so the model takes them unchanged. SFT
 batches add `loss_mask` (assistant tokens only) and, when packing,
 `segment_ids` (0 = padding) and `positions`; rollout batches are left-padded
-prompts. Host-side lists `labels`, `AUs`, `source`, `line` follow the
-examples' order, for rewards and error messages. Sequences are padded to
-`max_len`, never truncated.
+prompts. Host-side lists `labels`, `AUs`, `text`, `caption`, `source`,
+`line` follow the examples' order, for rewards and error messages.
+Sequences are padded to `max_len`, never truncated.
 
 The iterator's `get_state`/`set_state` resume exactly mid-epoch, skipped
 rows counted (its state is what checkpoint.py saves).
@@ -181,6 +181,8 @@ class BatchIterator(grain.DatasetIterator):
       ),
       "labels": [ex["labels"] for ex in examples],
       "AUs": [ex["AUs"] for ex in examples],
+      "text": [ex["text"] for ex in examples],
+      "caption": [ex["caption"] for ex in examples],
       "source": [ex["source"] for ex in examples],
       "line": [ex["line"] for ex in examples],
     }

@@ -3,7 +3,8 @@
 Facial-R1 texts are transcribed from RobitsG/Facial-R1
 (`src/open-r1-multimodal/src/open_r1/prompts/emotion_prompt.py` GRPO_PROMPT,
 `src/eval/infer_emotion.py` Ground Truth and retry blocks); R1-Omni's from
-HumanMLLM/R1-Omni. EmoCaliber's, HumanOmniV2's, AffectGPT-R1's
+HumanMLLM/R1-Omni; EmotionThinker's system turn and question from
+dingdongwang/EmotionThinker. EmoCaliber's, HumanOmniV2's, AffectGPT-R1's
 open-vocabulary one and the reasoning-text classifier's are emojax's
 wording of the formats their papers describe (their prompts ship inside
 their data, not their code, or no code is public). Facial-R1 formats the
@@ -112,6 +113,27 @@ _TEXT_CLASSIFIER = (
   "Which emotion does the writer of this text express? First reason about "
   "the words and what they reveal in <think>...</think>, then give one word "
   "from {Emotions} in <answer>...</answer>."
+)
+
+
+# EmotionThinker's system turn (HF model card ddwang2000/EmotionThinker and
+# its `scripts/emotionthinker_infer.py`), verbatim: DeepSeek-R1's template.
+R1_SYSTEM = (
+  "A conversation between User and Assistant. The user asks a question, and "
+  "the Assistant solves it. The assistant first thinks about the reasoning "
+  "process in the mind and then provides the user with the answer. The "
+  "reasoning process and answer are enclosed within <think> </think> and "
+  "<answer> </answer> tags, respectively, i.e., <think> reasoning process "
+  "here </think><answer> answer here </answer>."
+)
+# EmotionThinker's question (same script) after the clip: emojax has no
+# audio tower, so the clip arrives as its transcript and the prosody cues
+# EmotionCoT labels it with; the options are emojax's label nouns.
+_EMOTION_THINKER = (
+  'Transcript: "{Text}"\n'
+  "How it sounds: {Cues}\n"
+  "What is the emotion expressed in this audio clip? Please choose one from "
+  "the following options: {Emotions}."
 )
 
 
@@ -227,6 +249,19 @@ def text_classifier(
 ) -> str:
   """Reasoning-infused text classification (dair-ai/emotion labels)."""
   return _TEXT_CLASSIFIER.format(Text=text, Emotions=emotion_list(emotions))
+
+
+def emotion_thinker(
+  text: str,
+  cues: str,
+  emotions: Iterable[str] = facs.LABEL_SETS["emotion_thinker"],
+) -> str:
+  """EmotionThinker's question over a clip's transcript and cue caption;
+  the options are written as the model card's comma list."""
+  emotion_list(emotions)  # Checks the words.
+  return _EMOTION_THINKER.format(
+    Text=text, Cues=cues or "unknown", Emotions=", ".join(emotions)
+  )
 
 
 def messages(

@@ -68,8 +68,11 @@ def load_model(folder: str) -> tuple[ModelConfig, object, str | None]:
   )
 
 
-def read_split(data_dir: str, split: str) -> list[dict]:
-  """Every row of `split` (`data_dir/<split>.jsonl`), in file order."""
+def read_split(
+  data_dir: str, split: str, builder_cls=facial_r1.EmojaxFacialR1
+) -> list[dict]:
+  """Every row of `split` (`data_dir/<split>.jsonl`), in file order, read
+  by a JSONL builder (Facial-R1's layout unless given another)."""
   if not os.path.exists(os.path.join(data_dir, f"{split}.jsonl")):
     raise FileNotFoundError(
       f"--data_dir={data_dir} has no {split}.jsonl; pass the folder "
@@ -85,7 +88,7 @@ def read_split(data_dir: str, split: str) -> list[dict]:
       if not name.endswith(".jsonl") or name == f"{split}.jsonl":
         src = os.path.join(os.path.abspath(data_dir), name)
         os.symlink(src, os.path.join(manual, name))
-    builder = facial_r1.EmojaxFacialR1(
+    builder = builder_cls(
       data_dir=os.path.join(tmp, "tfds"), file_format="array_record"
     )
     builder.download_and_prepare(
@@ -99,12 +102,15 @@ def read_split(data_dir: str, split: str) -> list[dict]:
 def image_config(
   cfg: ModelConfig, folder: str | None
 ) -> ip.ImageProcessorConfig:
-  """The folder's preprocessor_config.json, else the model's patch sizes."""
+  """The folder's preprocessor_config.json, else the model's patch sizes
+  (a text model's rows carry no image: the default)."""
   if folder and os.path.exists(
     os.path.join(folder, "preprocessor_config.json")
   ):
     return ip.ImageProcessorConfig.from_hf_dir(folder)
   v = cfg.vision
+  if v is None:
+    return ip.ImageProcessorConfig()
   return ip.ImageProcessorConfig(
     patch_size=v.patch_size,
     merge_size=v.spatial_merge_size,
@@ -152,9 +158,12 @@ def decode(
   bar = tqdm.tqdm(
     total=len(rows) * dc.num_samples, desc="decoding", unit="completion"
   )
+  # A text model's rows carry no image; its batches' empty image arrays
+  # are not inputs.
+  keys = _GENERATE_KEYS if cfg.vision is not None else _GENERATE_KEYS[:2]
   for batch in batches:
     n = len(batch["labels"])
-    inputs = {k: batch[k] for k in _GENERATE_KEYS}
+    inputs = {k: batch[k] for k in keys}
     inputs["input_ids"] = inputs["input_ids"][:n]
     inputs["attention_mask"] = inputs["attention_mask"][:n]
     rng, key = jax.random.split(rng)

@@ -1,9 +1,10 @@
 """Rewards: host Python over decoded completions, in a name table.
 
 Every entry is `fn(completions: list[str], examples: dict) -> np.ndarray[B]`
-with `examples` carrying the Facial-R1 JSONL fields per row (`labels`:
-list[list[str]], `AUs`: list[list[str]]) plus, where a reward needs them,
-`completion_lengths` (tokens per row), `label_set`, `group_size`, `step`.
+with `examples` carrying the rows' fields (`labels`: list[list[str]],
+`AUs`: list[list[str]], `text` and `caption`: list[str]) plus, where a
+reward needs them, `completion_lengths` (tokens per row), `label_set`,
+`group_size`, `step`.
 
 Per-token masks: `SPANS[name](completion) -> (start, end) | None` gives the
 character span a reward scores (absent = the whole completion); the trainer
@@ -22,6 +23,7 @@ from emojax.rewards import (
   consistency,
   emotion,
   length,
+  prosody,
   tags,
   trust,
   wheel_f1,
@@ -51,12 +53,21 @@ SPANS: dict[str, Callable[[str], tuple[int, int] | None]] = {
 }
 
 
+JUDGES = {"facs": trust.RuleJudge, "prosody": prosody.ProsodyJudge}
+
+
 def configured(cfg) -> dict[str, RewardFn]:
-  """REWARDS with the length rewards built from an rl config fragment
-  (max_completion_length, overlong_max, overlong_cache)."""
+  """REWARDS with the rewards that take settings built from an rl config
+  fragment: the length ones (max_completion_length, overlong_max,
+  overlong_cache) and trust_reasoning (`trust`: judge and schedule)."""
   table = dict(REWARDS)
   table["length"] = length.make_length_reward(cfg.max_completion_length)
   table["overlong"] = length.make_overlong_reward(*length.overlong_lengths(cfg))
+  t = cfg.trust
+  table["trust_reasoning"] = trust.make_trust_reward(
+    JUDGES[t.judge](),
+    schedule=trust.Schedule(t.schedule, t.scale, t.horizon, t.start),
+  )
   return table
 
 

@@ -56,6 +56,9 @@ class RuleJudge:
     return np.array(scores)
 
 
+SCHEDULES = ("anneal", "progressive")
+
+
 @dataclasses.dataclass(frozen=True)
 class Schedule:
   """Weight of the reasoning reward over training steps."""

@@ -19,14 +19,25 @@ from emojax import multihost
 from emojax.data import image_processor as ip
 from emojax.data import pipeline
 from emojax.data.examples import ExampleConfig
-from emojax.data.tfds import dair_emotion, facial_r1, facs_synth, mer
+from emojax.data.tfds import (
+  dair_emotion,
+  emotion_cot,
+  facial_r1,
+  facs_synth,
+  mer,
+  prosody_synth,
+)
 
 BUILDERS = {
   "facs_synth": facs_synth.EmojaxFacsSynth,
   "facial_r1": facial_r1.EmojaxFacialR1,
   "dair_emotion": dair_emotion.EmojaxDairEmotion,
   "mer": mer.EmojaxMer,
+  "emotion_cot": emotion_cot.EmojaxEmotionCot,
+  "prosody_synth": prosody_synth.EmojaxProsodySynth,
 }
+# Generated while preparing: no manual_dir needed.
+SYNTHETIC = ("facs_synth", "prosody_synth")
 ROLES = ("train", "sft", "test")  # The splits the stages read.
 
 
@@ -38,6 +49,14 @@ def builder(cfg) -> Splits:
       f"config.data.dataset={cfg.dataset!r}; choose one of {sorted(BUILDERS)}."
     )
   kwargs = {}
+  if cfg.dataset == "prosody_synth":
+    kwargs["config"] = prosody_synth.ProsodySynthConfig(
+      name=f"n{cfg.num_train}-{cfg.num_sft}-{cfg.num_test}-s{cfg.seed}",
+      num_train=cfg.num_train,
+      num_test=cfg.num_test,
+      num_sft=cfg.num_sft,
+      seed=cfg.seed,
+    )
   if cfg.dataset == "facs_synth":
     kwargs["config"] = facs_synth.FacsSynthConfig(
       name=f"n{cfg.num_train}-{cfg.num_sft}-{cfg.num_test}-s{cfg.seed}-"
@@ -170,6 +189,7 @@ def example_config(
     au_definitions=cfg.au_definitions,
     target=target,
     prompt=task_prompt(cfg, prompt),
+    system=cfg.system or None,
     image=image_config(model_cfg, cfg),
   )
 

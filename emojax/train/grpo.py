@@ -46,6 +46,8 @@ def score(
   examples = {
     "labels": [prompts["labels"][r] for r in rows],
     "AUs": [prompts["AUs"][r] for r in rows],
+    "text": [prompts["text"][r] for r in rows],
+    "caption": [prompts["caption"][r] for r in rows],
     "label_set": [tuple(label_set)] * len(rows),
     "completion_lengths": np.asarray(ro.lengths),
     "group_size": G,

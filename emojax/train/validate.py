@@ -7,9 +7,9 @@ import os
 import jax
 
 from emojax import sharding
-from emojax.rewards import REWARDS, length
+from emojax.rewards import JUDGES, REWARDS, length, trust
 from emojax.rl import advantages, loss
-from emojax.train import optim
+from emojax.train import data, optim
 
 TOKEN_MASKS = ("all", "think")
 
@@ -59,7 +59,7 @@ def validate(config, num_devices: int | None = None) -> None:
   except ValueError as e:
     raise ConfigError(f"{e} ({num_devices} devices here).") from None
   d = config.data
-  if d.dataset != "facs_synth" and not d.manual_dir:
+  if d.dataset not in data.SYNTHETIC and not d.manual_dir:
     raise ConfigError(
       f"config.data.dataset={d.dataset!r} reads your files: set "
       "--config.data.manual_dir=/path/to/them."
@@ -115,6 +115,23 @@ def check_rl(rl) -> None:
     )
   if "overlong" in rl.reward_names:
     _check_overlong(rl)
+  _check_trust(rl.trust)
+
+
+def _check_trust(t) -> None:
+  if t.judge not in JUDGES:
+    raise ConfigError(
+      f"config.rl.trust.judge={t.judge!r}; choose from {sorted(JUDGES)}."
+    )
+  if t.schedule not in trust.SCHEDULES:
+    raise ConfigError(
+      f"config.rl.trust.schedule={t.schedule!r}; choose from {trust.SCHEDULES}."
+    )
+  if not t.horizon > 0:
+    raise ConfigError(
+      f"config.rl.trust.horizon={t.horizon}: the decay or ramp length T "
+      "must be > 0 steps."
+    )
 
 
 def _check_overlong(rl) -> None:

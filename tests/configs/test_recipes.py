@@ -16,6 +16,7 @@ sys.path.insert(0, ROOT)
 
 from emojax import rewards  # noqa: E402
 from emojax.data import examples, prompts, wheel  # noqa: E402
+from emojax.model.config import PRESETS  # noqa: E402
 from emojax.train import data, setup, stages  # noqa: E402
 from emojax.train.validate import ConfigError, validate  # noqa: E402
 
@@ -32,6 +33,7 @@ VARIANTS = {
     "human_omni_v2,qwen2_5_vl_7b",
   ),
   "text_classifier": ("", "smoke", "qwen2_5_1_5b"),
+  "emotion_thinker": ("", "smoke", "qwen2_5_7b"),
 }
 CASES = [(n, v) for n, vs in VARIANTS.items() for v in vs]
 THINK = "<think>the mouth corners turn up (AU12)</think>"
@@ -56,7 +58,7 @@ def _dair_fixture(folder) -> str:
 @pytest.mark.parametrize(("name", "variant"), CASES)
 def test_every_variant_validates_once_its_data_is_set(name, variant, tmp_path):
   c = _config(name, variant)
-  if c.data.dataset != "facs_synth":
+  if c.data.dataset not in data.SYNTHETIC:
     c.data.manual_dir = str(tmp_path)  # The user's folder.
   validate(c, num_devices=8)
   assert c.data.prompt in examples.PROMPTS
@@ -128,6 +130,45 @@ def test_recipe_prompts_reach_the_rows():
   cfg = examples.ExampleConfig(emotions=dair, prompt="text_classifier")
   got = examples.Prepare(None, cfg)._prompt({"text": b"so glad"}, False)
   assert got.startswith("Text: so glad\n") and "[sadness, joy, love" in got
+
+
+def test_emotion_thinker_prompt_shows_transcript_cues_and_system():
+  c = _config("emotion_thinker", "")
+  text_model = PRESETS[c.model.preset]()
+  cfg = data.example_config(
+    text_model, c.data, "rollout", "task", "description"
+  )
+  assert cfg.system == prompts.R1_SYSTEM and cfg.prompt == "emotion_thinker"
+  row = {"text": b"It is fine.", "caption": b"pitch: low; speed: slow"}
+  got = examples.Prepare(None, cfg)._prompt(row, False)
+  assert got.startswith('Transcript: "It is fine."\nHow it sounds: pitch: low;')
+  assert got.endswith(
+    "options: neutral, happiness, sadness, anger, disgust, "
+    "confusion, whisper, surprise, fear."
+  )
+
+
+def test_emotion_thinker_default_rows_fit(tmp_path, monkeypatch):
+  """Every reasoning row of the embedded default fits data.max_len with
+  the system turn (a row over it fails the run)."""
+  monkeypatch.setenv("EMOJAX_CACHE", str(tmp_path / "cache"))
+  c = _config("emotion_thinker", "")
+  c.data.num_train = c.data.num_test = 4
+  c.data.tfds_dir = str(tmp_path / "tfds")
+  tok = setup.tokenizer(c)
+  it = data.iterator(
+    data.builder(c.data).as_data_source("sft"),
+    tok,
+    setup.model_config(c, tok),
+    c.data,
+    mode="sft",
+    batch_size=100,
+    seed=0,
+    epochs=1,
+    shuffle=False,
+  )
+  lengths = [int(m.sum()) for b in it for m in b["attention_mask"]]
+  assert len(lengths) == c.data.num_sft and max(lengths) <= c.data.max_len
 
 
 def test_split_roles_map_onto_the_datasets_splits():
@@ -300,6 +341,17 @@ def test_emocaliber_smoke_runs_face_grpo_with_confidence(tmp_path, monkeypatch):
   assert "evals" not in history
   table = next((workdir / "completions").glob("0-grpo-*.html")).read_text()
   assert "<th>confidence</th>" in table  # the GRPO table's reward column
+
+
+def test_emotion_thinker_smoke_runs_sft_and_grpo_ptr(tmp_path, monkeypatch):
+  """SFT then GRPO-PTR on the generated speech rows; the trust reward is
+  logged beside format and outcome."""
+  c = _config("emotion_thinker", "smoke")
+  history, workdir = _smoke(c, tmp_path, monkeypatch)
+  assert set(history["evals"]) == {"base", "0-sft", "1-grpo"}
+  assert history["evals"]["1-grpo"]["emotion/count"] == 4.0
+  table = next((workdir / "completions").glob("1-grpo-*.html")).read_text()
+  assert "<th>trust_reasoning</th>" in table
 
 
 def test_text_classifier_smoke_runs_text_only(tmp_path, monkeypatch):

@@ -253,3 +253,45 @@ def test_a_config_decodes_with_its_training_prompt(tmp_path, monkeypatch):
   assert eval_launch._label_set() == tuple(config.data.emotions)
   assert _run("--checkpoint=x", "--data_dir=d", f"--out={tmp_path}") == 2
   assert seen["example"].prompt == "facial_r1"  # Without a config.
+
+
+def test_a_text_config_decodes_its_own_dataset_layout(tmp_path):
+  """--config=configs/emotion_thinker.py reads --data_dir as EmotionCoT
+  JSONL (Facial-R1's reader finds no `labels` there) and decodes a text
+  checkpoint with the transcript-and-cues prompt."""
+  from emojax.data import speech_synth
+
+  tok_dir = tmp_path / "tok"
+  tokenizer_lib.build_default(
+    tok_dir, list(synth.text_corpus(seed=0, n=50)), vocab_size=600
+  )
+  tok = tokenizer_lib.Tokenizer.from_dir(tok_dir)
+  cfg = dataclasses.replace(
+    config_lib.tiny_text(tok.vocab_size),
+    eos_token_ids=tok.eos_ids,
+    pad_token_id=tok.pad_id,
+  )
+  params = params_lib.init(model.specs(cfg), jax.random.key(0))
+  ckpt = tmp_path / "ckpt"
+  files = [str(p) for p in tok_dir.iterdir() if p.is_file()]
+  checkpoint.save_params(str(ckpt), cfg, params, tokenizer_files=files)
+  data = tmp_path / "emotioncot"
+  data.mkdir()
+  records = [speech_synth.make_record(0, i, reasoning=False) for i in range(6)]
+  records = [r for r in records if r["emotion"] == "contempt or disgust"][:1]
+  records.append({**speech_synth.make_record(0, 0, reasoning=False)})
+  assert records[0]["emotion"] == "contempt or disgust"
+  lines = [json.dumps(r) for r in records]
+  (data / "test.jsonl").write_text("\n".join(lines) + "\n")
+
+  out = tmp_path / "out"
+  spec = f"--config={ROOT / 'configs' / 'emotion_thinker.py'}"
+  args = (f"--checkpoint={ckpt}", f"--data_dir={data}", "--split=test")
+  assert _run(spec, *args, f"--out={out}", "--max_new_tokens=4") == 0
+  rows = [json.loads(x) for x in (out / "predictions.jsonl").open()]
+  assert rows[0]["labels"] == ["disgust"] and len(rows) == 2
+  facial = tmp_path / "facial"  # Without the config: Facial-R1's reader.
+  assert _run(*args, f"--out={facial}") == 0
+  assert [
+    json.loads(x)["labels"] for x in (facial / "predictions.jsonl").open()
+  ] == [[], []]

@@ -34,6 +34,8 @@ def _score(impl):
     "input_ids": np.ones((2, 3), np.int32),
     "labels": [[x] for x in LABELS],
     "AUs": [["AU6", "AU12"], ["AU1", "AU4", "AU15"]],
+    "text": ["", ""],
+    "caption": ["", ""],
   }
   ro = types.SimpleNamespace(text=TEXTS, lengths=np.full(8, 12))
   return grpo.score(prompts, ro, rl, 0, None, c.data.emotions)

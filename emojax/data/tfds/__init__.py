@@ -2,5 +2,6 @@
 
 Importing this package registers the builders with tfds:
 `emojax_facial_r1`, `emojax_raf_db`, `emojax_affectnet`, `emojax_mer`,
-`emojax_dair_emotion`, `emojax_facs_synth`.
+`emojax_dair_emotion`, `emojax_emotion_cot`, `emojax_facs_synth`,
+`emojax_prosody_synth`.
 """

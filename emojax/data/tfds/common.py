@@ -10,6 +10,7 @@ or row number in it).
 """
 
 import inspect
+import json
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -179,6 +180,34 @@ def aus(names, source: str, line: int) -> list[str]:
         str(e), source=source, line=line, field="AUs"
       ) from None
   return out
+
+
+def json_object(raw: bytes, source: str, line: int) -> dict | None:
+  """One JSON Lines line as an object; None for a blank line; malformed
+  JSON or a non-object is a BadExampleError."""
+  text = decode_utf8(raw, source, line).strip()
+  if not text:
+    return None
+  try:
+    row = json.loads(text)
+  except json.JSONDecodeError as e:
+    raise errors.BadExampleError(
+      f"malformed JSON ({e.msg} at column {e.colno}).",
+      source=source,
+      line=line,
+      fix="one JSON object per line.",
+    ) from None
+  return checked_object(row, source, line)
+
+
+def checked_object(row, source: str, line: int) -> dict:
+  if not isinstance(row, dict):
+    raise errors.BadExampleError(
+      f"record is a JSON {type(row).__name__}, not an object.",
+      source=source,
+      line=line,
+    )
+  return row
 
 
 def decode_utf8(raw: bytes, source: str, line: int, field: str = "") -> str:

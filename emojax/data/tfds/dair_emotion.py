@@ -9,7 +9,6 @@ manual_dir or one folder below it (as the Hub's
 
 import csv
 import io
-import json
 
 from etils import epath
 
@@ -77,15 +76,9 @@ class EmojaxDairEmotion(common.ManualBuilder):
 
   def _parse(self, source: str, line: int, row):
     if isinstance(row, bytes):
-      text = common.decode_utf8(row, source, line).strip()
-      if not text:
+      row = common.json_object(row, source, line)
+      if row is None:
         return None
-      try:
-        row = json.loads(text)
-      except json.JSONDecodeError as e:
-        raise errors.BadExampleError(
-          f"malformed JSON ({e.msg}).", source=source, line=line
-        ) from None
     text, label = row.get("text"), row.get("label")
     if not isinstance(text, str) or not text:
       raise errors.BadExampleError(

@@ -11,7 +11,6 @@ dropped, as Facial-R1 does). VLM-R1-style rows may instead carry `problem`,
 ([{"from": "human"|"gpt", "value": ...}]); those fill the gaps.
 """
 
-import json
 import re
 
 from etils import epath
@@ -54,24 +53,9 @@ class EmojaxFacialR1(common.ManualBuilder):
 
   def _parse(self, root: epath.Path, file: epath.Path, line: int, raw: bytes):
     source = file.name
-    text = common.decode_utf8(raw, source, line).strip()
-    if not text:
+    row = common.json_object(raw, source, line)
+    if row is None:
       return None
-    try:
-      row = json.loads(text)
-    except json.JSONDecodeError as e:
-      raise errors.BadExampleError(
-        f"malformed JSON ({e.msg} at column {e.colno}).",
-        source=source,
-        line=line,
-        fix="one JSON object per line.",
-      ) from None
-    if not isinstance(row, dict):
-      raise errors.BadExampleError(
-        f"line is a JSON {type(row).__name__}, not an object.",
-        source=source,
-        line=line,
-      )
     if row.get("is_valid", True) is False:
       return None
     description, question = _conversation(row)
