@@ -156,17 +156,7 @@ def test_emotion_thinker_default_rows_fit(tmp_path, monkeypatch):
   c.data.num_train = c.data.num_test = 4
   c.data.tfds_dir = str(tmp_path / "tfds")
   tok = setup.tokenizer(c)
-  it = data.iterator(
-    data.builder(c.data).as_data_source("sft"),
-    tok,
-    setup.model_config(c, tok),
-    c.data,
-    mode="sft",
-    batch_size=100,
-    seed=0,
-    epochs=1,
-    shuffle=False,
-  )
+  it = _sft_batches(c, data.builder(c.data).as_data_source("sft"), tok)
   lengths = [int(m.sum()) for b in it for m in b["attention_mask"]]
   assert len(lengths) == c.data.num_sft and max(lengths) <= c.data.max_len
 
@@ -207,18 +197,23 @@ def test_default_sft_rows_fit_the_recipes_prompt(name, default_sft_rows):
   variants = [""] + (["human_omni_v2"] if name == "r1_omni" else [])
   for variant in variants:
     c = _config(name, variant)
-    it = data.iterator(
-      source,
-      tok,
-      setup.model_config(c, tok),
-      c.data,
-      mode="sft",
-      batch_size=50,
-      seed=0,
-      epochs=1,
-      shuffle=False,
-    )
+    it = _sft_batches(c, source, tok)
     assert sum(len(b["labels"]) for b in it) == n
+
+
+def _sft_batches(c, source, tok):
+  """One pass over `source` as the config's SFT stage reads it."""
+  return data.iterator(
+    source,
+    tok,
+    setup.model_config(c, tok),
+    c.data,
+    mode="sft",
+    batch_size=100,
+    seed=0,
+    epochs=1,
+    shuffle=False,
+  )
 
 
 def _scores(c, completions, labels, lengths=None):
