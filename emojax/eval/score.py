@@ -20,8 +20,10 @@ from emojax.rewards.au import think_aus
 from emojax.rewards.emotion import predicted_label, single_answer, split_labels
 
 # Rewards shown per row (and averaged as `reward/<name>`); "confidence" is
-# added when any completion verbalises one.
+# added when any completion verbalises one, and the FACS ones are left out
+# when no row is about AUs (see `_about_aus`).
 ROW_REWARDS = ("format", "emotion", "au_f1", "facs_consistency", "ew_f1")
+FACS_REWARDS = ("au_f1", "facs_consistency")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,6 +76,16 @@ def _allowed(label_set: str | Sequence[str] | None) -> frozenset[str] | None:
   return frozenset(facs.normalize_label(w) or w for w in words)
 
 
+def _about_aus(examples: Sequence[Example]) -> bool:
+  """Whether any row has gold AUs or a completion that names one.
+
+  Neither holds for a speech or text recipe (EmotionThinker, the text
+  classifier): there `facs_consistency` would only count neutral answers
+  (the empty AU set fits the neutral prototype), so it is not reported.
+  """
+  return any(ex.aus or think_aus(ex.completion) for ex in examples)
+
+
 def _reward_table(
   examples: Sequence[Example], label_set, wheels, with_confidence: bool
 ) -> dict[str, np.ndarray]:
@@ -92,6 +104,8 @@ def _reward_table(
   if wheels is not None:
     table["ew_f1"] = wheel_f1.make_ew_reward(wheels=wheels)
   names = ROW_REWARDS + (("confidence",) if with_confidence else ())
+  if not _about_aus(examples):
+    names = tuple(n for n in names if n not in FACS_REWARDS)
   return {n: np.asarray(table[n](completions, batch), float) for n in names}
 
 
@@ -137,7 +151,8 @@ def evaluate(
   s: dict[str, float] = {"count": float(len(examples))}
   s.update({f"reward/{n}": float(r.mean()) for n, r in rewards.items()})
   s["format/valid_rate"] = float(rewards["format"].mean())
-  s["facs/consistency"] = float(rewards["facs_consistency"].mean())
+  if "facs_consistency" in rewards:
+    s["facs/consistency"] = float(rewards["facs_consistency"].mean())
   emotion = _emotion(rows, s)
   au = _au(rows, s)
   rel = _confidence(rows, s, n_bins)

@@ -198,6 +198,27 @@ def test_confidence_from_field_or_tag():
   assert "reward/confidence" in s
 
 
+def test_facs_metrics_only_where_rows_are_about_aus():
+  # A speech recipe's rows: no gold AUs, no AU in any reasoning. The neutral
+  # answer would score facs_consistency 1 (empty set = neutral prototype).
+  speech = [
+    score.Example(
+      "<think>high pitch</think><answer>anger</answer>", ("anger",)
+    ),
+    score.Example("<think>flat</think><answer>neutral</answer>", ("neutral",)),
+  ]
+  ev = score.evaluate(speech)
+  assert "facs/consistency" not in ev.scalars
+  assert "reward/au_f1" not in ev.scalars
+  assert set(ev.rows[0]["rewards"]) == {"format", "emotion", "ew_f1"}
+  # One completion naming an AU brings them back, for every row.
+  face = [*speech, score.Example("<think>AU12</think><answer>happy</answer>")]
+  s = score.evaluate(face).scalars
+  # AU12 alone against happiness's {AU6, AU12}: F1 2/3.
+  assert s["facs/consistency"] == pytest.approx((0 + 1 + 2 / 3) / 3)
+  assert "reward/au_f1" in s
+
+
 def test_open_vocabulary_ew():
   examples = [
     score.Example("<think>a</think><answer>happy</answer>", ("happiness",)),
