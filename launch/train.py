@@ -26,7 +26,7 @@ import jax  # noqa: E402
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 
-from emojax.train import stages  # noqa: E402
+from emojax.train import setup, stages  # noqa: E402
 
 FLAGS = flags.FLAGS
 config_flags.DEFINE_config_file(
@@ -93,6 +93,7 @@ def main(argv):
         "TPU, GKE, Slurm and Open MPI pass --coordinator_address=HOST:PORT "
         "--num_processes=N --process_id=I on every process."
       ) from None
+  logging.info("compilation cache: %s", setup.compilation_cache())
   if FLAGS.base_only:
     print("base model:", stages.ensure_base(FLAGS.config))
     return

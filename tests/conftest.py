@@ -4,7 +4,10 @@ The environment must be set before JAX initialises its backends, so this
 runs at import time of the test session.
 """
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 _FLAGS = " --xla_force_host_platform_device_count=8"
@@ -21,6 +24,17 @@ if os.environ["JAX_PLATFORMS"] == "cpu":
   _FLAGS += " --xla_cpu_enable_concurrency_optimized_scheduler=false"
 os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + _FLAGS
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+# One persistent compilation cache for the session, inherited by the xdist
+# workers and the launch/ subprocesses: the tests rerun the same tiny
+# programs (resume == unbroken run, 8 devices == 1, the base model built
+# three times), which then compile once. A fresh folder each session, so no
+# entry outlives it; min compile time 0 because most programs here compile
+# in under JAX's default 1 s.
+if "JAX_COMPILATION_CACHE_DIR" not in os.environ:
+  _xla_cache = tempfile.mkdtemp(prefix="emojax-test-xla-")
+  os.environ["JAX_COMPILATION_CACHE_DIR"] = _xla_cache
+  atexit.register(shutil.rmtree, _xla_cache, True)
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
 
 import jax  # noqa: E402
 

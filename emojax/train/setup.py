@@ -24,6 +24,22 @@ def cache_dir() -> str:
   return os.path.expanduser(os.environ.get("EMOJAX_CACHE", "~/.cache/emojax"))
 
 
+def compilation_cache() -> str:
+  """Turns on JAX's persistent compilation cache; returns its folder.
+
+  A resumed or repeated run then loads its train, rollout and eval
+  programs instead of compiling them again (minutes for a 7B on a pod).
+  `JAX_COMPILATION_CACHE_DIR` (a local or gs:// path) wins; else
+  `$EMOJAX_CACHE/xla`. JAX keys entries by program and compiler options,
+  so a changed model or mesh compiles afresh.
+  """
+  if not jax.config.jax_compilation_cache_dir:
+    jax.config.update(
+      "jax_compilation_cache_dir", os.path.join(cache_dir(), "xla")
+    )
+  return jax.config.jax_compilation_cache_dir
+
+
 def mesh_and_rules(config, devices=None):
   mesh = sharding_lib.make_mesh(dict(config.mesh), devices)
   rules = config.get("sharding_rules") or sharding_lib.DEFAULT_RULES

@@ -128,7 +128,8 @@ def _segments(T):
   [
     # GQA 2, causal, packed: masked, unmasked, drained and skipped blocks,
     # segments on every path, two query tiles and four kv blocks.
-    (256, 256, 4, 2, 64, True, True),
+    # (One kv head: the interpreter's time goes with the heads.)
+    (256, 256, 2, 1, 64, True, True),
     # MHA E = 128, full attention on a ragged length (padded keys masked).
     (200, 200, 2, 2, 128, False, False),
     # Completions after their shared prompt: 128 queries at the end of

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
+COMPILE_TIME = "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"
 
 
 @pytest.mark.slow
@@ -19,6 +20,8 @@ def test_smoke_run_leaves_checkpoints_logs_and_reports(tmp_path):
     XLA_FLAGS="",
     EMOJAX_CACHE=str(tmp_path / "cache"),
   )
+  for name in ("JAX_COMPILATION_CACHE_DIR", COMPILE_TIME):  # as a user has it
+    env.pop(name, None)
   workdir = tmp_path / "run"
   r = subprocess.run(
     [
@@ -49,6 +52,8 @@ def test_smoke_run_leaves_checkpoints_logs_and_reports(tmp_path):
   assert list((workdir / "completions").glob("1-grpo-*.html"))
   assert (workdir / "synthesized" / "stage2.jsonl").exists()
   assert os.listdir(workdir / "checkpoints")
+  # Programs over JAX's 1 s are kept for the next run (the cache's default).
+  assert os.listdir(tmp_path / "cache" / "xla")
 
 
 def test_bad_config_fails_at_start_with_the_field(tmp_path):
