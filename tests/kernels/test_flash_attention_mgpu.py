@@ -130,8 +130,9 @@ def _segments(T):
     # segments on every path, two query tiles and four kv blocks.
     # (One kv head: the interpreter's time goes with the heads.)
     (256, 256, 2, 1, 64, True, True),
-    # MHA E = 128, full attention on a ragged length (padded keys masked).
-    (200, 200, 2, 2, 128, False, False),
+    # E = 128 with one head on each side, full attention on a ragged length
+    # (padded keys masked).
+    (200, 200, 1, 1, 128, False, False),
     # Completions after their shared prompt: 128 queries at the end of
     # 384 keys (query 0 at key 256), ids the keys' last 128.
     (128, 384, 2, 1, 64, True, True),
