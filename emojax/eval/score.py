@@ -20,8 +20,10 @@ from emojax.rewards.au import think_aus
 from emojax.rewards.emotion import predicted_label, single_answer, split_labels
 
 # Rewards shown per row (and averaged as `reward/<name>`); "confidence" is
-# added when any completion verbalises one, and the FACS ones are left out
-# when no row is about AUs (see `_about_aus`).
+# added when any completion verbalises one. The FACS ones are left out when
+# no row has gold AUs and no completion names one (a speech or text recipe):
+# there `facs_consistency` would only count neutral answers, the empty AU
+# set fitting the neutral prototype.
 ROW_REWARDS = ("format", "emotion", "au_f1", "facs_consistency", "ew_f1")
 FACS_REWARDS = ("au_f1", "facs_consistency")
 
@@ -76,18 +78,12 @@ def _allowed(label_set: str | Sequence[str] | None) -> frozenset[str] | None:
   return frozenset(facs.normalize_label(w) or w for w in words)
 
 
-def _about_aus(examples: Sequence[Example]) -> bool:
-  """Whether any row has gold AUs or a completion that names one.
-
-  Neither holds for a speech or text recipe (EmotionThinker, the text
-  classifier): there `facs_consistency` would only count neutral answers
-  (the empty AU set fits the neutral prototype), so it is not reported.
-  """
-  return any(ex.aus or think_aus(ex.completion) for ex in examples)
-
-
 def _reward_table(
-  examples: Sequence[Example], label_set, wheels, with_confidence: bool
+  examples: Sequence[Example],
+  label_set,
+  wheels,
+  with_confidence: bool,
+  about_aus: bool,
 ) -> dict[str, np.ndarray]:
   completions = [ex.completion for ex in examples]
   batch = {
@@ -104,7 +100,7 @@ def _reward_table(
   if wheels is not None:
     table["ew_f1"] = wheel_f1.make_ew_reward(wheels=wheels)
   names = ROW_REWARDS + (("confidence",) if with_confidence else ())
-  if not _about_aus(examples):
+  if not about_aus:
     names = tuple(n for n in names if n not in FACS_REWARDS)
   return {n: np.asarray(table[n](completions, batch), float) for n in names}
 
@@ -129,7 +125,9 @@ def evaluate(
     for ex, t in zip(examples, texts, strict=True)
   ]
   with_conf = any("<confidence>" in t for t in texts)
-  rewards = _reward_table(examples, label_set, wheels, with_conf)
+  named_aus = [think_aus(t) for t in texts]
+  about_aus = any(ex.aus for ex in examples) or any(named_aus)
+  rewards = _reward_table(examples, label_set, wheels, with_conf, about_aus)
   rows = []
   for i, (ex, text) in enumerate(zip(examples, texts, strict=True)):
     gold = _gold_label(ex)
@@ -142,7 +140,7 @@ def evaluate(
         "gold_aus": sorted(
           {facs.canonical_au(a) for a in ex.aus}, key=lambda a: int(a[2:])
         ),
-        "pred_aus": sorted(think_aus(text), key=lambda a: int(a[2:])),
+        "pred_aus": sorted(named_aus[i], key=lambda a: int(a[2:])),
         "format_ok": bool(rewards["format"][i] > 0),
         "confidence": confs[i],
         "rewards": {n: float(r[i]) for n, r in rewards.items()},
