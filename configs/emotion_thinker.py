@@ -17,9 +17,12 @@ intonation / speaker claims against the clip's labels, and a quote of the
 transcript) and the reasoning weight ramped up over training
 (`rl.trust.schedule='progressive'`).
 
-Speech arrives as text. emojax builds no audio tower (Qwen2.5-Omni's
-Whisper-style encoder, its log-mel features and audio placeholders are
-not here), so each clip is its transcript plus EmotionCoT's prosody labels
+Speech arrives as text. The model side of listening is in emojax
+(Qwen2.5-Omni's thinker: its Whisper-style audio tower in
+`emojax.model.audio`, its log-mel features in `emojax.data.audio_features`,
+its checkpoints in `emojax.hf`), but the recipe's data path does not feed
+clips yet (no wav decoding in the builders, no features in the training
+batches), so each clip is its transcript plus EmotionCoT's prosody labels
 in the prompt (`emojax.data.prosody`): a cascade stand-in. It trains the
 recipe's reasoning, rewards and schedule, not listening: a model trained
 here needs those labels at test time too. Data: the default is
@@ -32,8 +35,8 @@ files are not needed). Labels are facs nouns: `contempt or disgust` is
 UNVERIFIED (the paper's RL code is not public): the judge (a rule stand-in
 for its reward model), the ramp's start and length, G, beta and the
 learning rates; the 7B variant's are TRL defaults. Qwen2.5-7B-Instruct
-stands in for Qwen2.5-Omni-7B's thinker (emojax converts Qwen2 /
-Qwen2.5-VL checkpoints, not Qwen2.5-Omni's).
+stands in for Qwen2.5-Omni-7B's thinker (which `emojax.hf.load` reads,
+but without clips in the batches its audio tower would sit idle).
 """
 
 import ml_collections

@@ -65,7 +65,8 @@ def _model() -> ml_collections.ConfigDict:
   # chunked (XLA, any backend) | fused (the Pallas kernel on GPU and TPU).
   m.logprobs = "chunked"
   m.remat = False  # Recompute layer activations in the backward pass.
-  m.freeze_vision = True  # Facial-R1 trains the language model only.
+  # Facial-R1 trains the language model only (vision, audio towers frozen).
+  m.freeze_vision = True
   return m
 
 

@@ -43,6 +43,9 @@ DEFAULT_RULES: tuple[tuple[str, str | tuple[str, ...] | None], ...] = (
   ("vision_embed", "fsdp"),
   ("vision_mlp", "tensor"),
   ("vision_heads", "tensor"),
+  ("audio_embed", "fsdp"),
+  ("audio_mlp", "tensor"),
+  ("audio_heads", "tensor"),
   ("norm", None),
 )
 

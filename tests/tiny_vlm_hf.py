@@ -57,11 +57,28 @@ def model(cfg=None, seed: int = 0):
   cfg = cfg or config_lib.tiny_vlm(VOCAB)
   torch.manual_seed(seed)
   m = transformers.Qwen2_5_VLForConditionalGeneration(hf_config(cfg)).eval()
+  return randomise_norms(m)
+
+
+def randomise_norms(m):
+  """Norm scales and biases drawn at random, in place: the defaults (norm
+  1, bias 0) would hide a swapped norm or a dropped bias."""
   with torch.no_grad():
     for name, p in m.named_parameters():
-      # Defaults (norm 1, bias 0) would hide a swapped norm or dropped bias.
-      if "norm" in name or "ln_q" in name or name.endswith(".bias"):
+      if "norm" in name or "ln_" in name or name.endswith(".bias"):
         p.copy_(1.0 + 0.2 * torch.randn_like(p))
+  return m
+
+
+def sharpen(m, seed: int = 1):
+  """Every weight matrix redrawn larger, in place: HF's 0.02 init makes
+  greedy paths collapse to one repeated token, which would make
+  generation parity vacuous."""
+  torch.manual_seed(seed)
+  with torch.no_grad():
+    for p in m.parameters():
+      if p.ndim >= 2:
+        p.normal_(0.0, 0.2)
   return m
 
 
@@ -135,6 +152,23 @@ def left_aligned(b: dict) -> dict:
     out_ids[r, len(ids[r]) - len(real) :] = real
     out_mask[r, len(ids[r]) - len(real) :] = 1
   return {**b, "input_ids": out_ids, "attention_mask": out_mask}
+
+
+def hf_greedy(hf_model, b: dict, n: int, pad_id: int = 0) -> np.ndarray:
+  """transformers' greedy `generate`: exactly n new tokens per row."""
+  t = {k: torch.as_tensor(v) for k, v in b.items()}
+  if "mm_token_type_ids" in t:
+    t["mm_token_type_ids"] = t["mm_token_type_ids"].int()
+  with torch.no_grad():
+    out = hf_model.generate(
+      **t,
+      do_sample=False,
+      max_new_tokens=n,
+      min_new_tokens=n,
+      eos_token_id=None,
+      pad_token_id=pad_id,
+    )
+  return out[:, b["input_ids"].shape[1] :].numpy()
 
 
 def hf_logits(hf_model, cfg, b: dict) -> np.ndarray:

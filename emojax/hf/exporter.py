@@ -44,20 +44,20 @@ def _host(x: jax.Array) -> np.ndarray:
 
 
 def _plan(entries, flat: dict, itemsize: dict, max_bytes: int):
-  """Groups HF tensor names into files of at most `max_bytes` each.
+  """Groups (entry, layer) slices into files of at most `max_bytes` each.
 
-  A layered entry has as many HF tensors as its leaf's leading dim.
+  A layered entry has as many slices as its leaf's leading dim; a slice's
+  parts stay in one file.
   """
   files, current, size = [], [], 0
   for e in entries:
     layers = range(flat[e.path].shape[0]) if e.layered else [None]
+    nbytes = int(np.prod(e.hf_shape)) * itemsize[e.path] * len(e.names())
     for i in layers:
-      name = e.hf if i is None else e.hf.format(i=i)
-      nbytes = int(np.prod(e.hf_shape)) * itemsize[e.path]
       if current and size + nbytes > max_bytes:
         files.append(current)
         current, size = [], 0
-      current.append((name, e, i))
+      current.append((e, i))
       size += nbytes
   files.append(current)
   return files
@@ -80,12 +80,11 @@ def _write_tensors(folder, cfg, params, module, dtype, max_bytes):
       else f"model-{n:05d}-of-{len(files):05d}.safetensors"
     )
     tensors = {}
-    for hf_name, e, i in group:
+    for e, i in group:
       leaf = flat[e.path] if i is None else flat[e.path][i]
-      tensors[hf_name] = np.ascontiguousarray(
-        e.to_hf(_host(leaf)).astype(out_dtype[e.path])
-      )
-      weight_map[hf_name] = name
+      for hf_name, t in e.write(i, _host(leaf)).items():
+        tensors[hf_name] = np.ascontiguousarray(t.astype(out_dtype[e.path]))
+        weight_map[hf_name] = name
     if jax.process_index() == 0:
       safetensors_io.write(os.path.join(folder, name), tensors)
   if len(files) > 1 and jax.process_index() == 0:

@@ -43,9 +43,8 @@ def check_tensors(entries, cfg: ModelConfig, specs, infos, module, hf_dir):
   """
   expected = {}
   for e in entries:
-    n = specs[e.path].shape[0] if e.layered else 0
-    names = [e.hf.format(i=i) for i in range(n)] if e.layered else [e.hf]
-    expected |= {name: e.hf_shape for name in names}
+    layers = range(specs[e.path].shape[0]) if e.layered else [None]
+    expected |= {name: e.hf_shape for i in layers for name in e.names(i)}
   for name, shape in expected.items():
     if name not in infos:
       raise CheckpointError(f"{hf_dir}: tensor {name} is missing.")
@@ -59,6 +58,7 @@ def check_tensors(entries, cfg: ModelConfig, specs, infos, module, hf_dir):
     for n in infos
     if n not in expected
     and not n.endswith(module.IGNORED_SUFFIXES)
+    and not n.startswith(getattr(module, "IGNORED_PREFIXES", ()))
     and not (cfg.tie_embeddings and n == "lm_head.weight")
   ]
   if extra:
@@ -72,19 +72,15 @@ def check_tensors(entries, cfg: ModelConfig, specs, infos, module, hf_dir):
 def _leaf(entry, infos, shape, dtype, sharding):
   """One emojax array built slice by slice from memory-mapped tensors."""
 
-  def piece(name, index):
-    return entry.to_emojax(safetensors_io.read(infos[name]))[index]
+  def piece(i, index):
+    read = lambda name: safetensors_io.read(infos[name])
+    return np.asarray(entry.read(i, read)[index], dtype)
 
   def callback(index):
     if not entry.layered:
-      return np.asarray(piece(entry.hf, index), dtype)
+      return piece(None, index)
     layers = range(shape[0])[index[0]]
-    return np.stack(
-      [
-        np.asarray(piece(entry.hf.format(i=i), index[1:]), dtype)
-        for i in layers
-      ]
-    )
+    return np.stack([piece(i, index[1:]) for i in layers])
 
   return jax.make_array_from_callback(shape, sharding, callback)
 
@@ -124,7 +120,7 @@ def load(hf_dir: str, mesh=None, dtype=None, rules=None):
   flat_shardings = params_lib.flatten(shardings)
   params: dict = {}
   for e in entries:
-    leaf_dtype = target or infos[e.hf.format(i=0)].dtype
+    leaf_dtype = target or infos[e.names(0)[0]].dtype
     leaf = _leaf(
       e, infos, flat_specs[e.path].shape, leaf_dtype, flat_shardings[e.path]
     )

@@ -17,7 +17,6 @@ import numpy as np
 
 from emojax.hf import qwen2, table
 from emojax.hf.errors import CheckpointError
-from emojax.model import params as params_lib
 from emojax.model import vision
 from emojax.model.config import ModelConfig, VisionConfig
 
@@ -243,42 +242,15 @@ def entries(cfg: ModelConfig) -> list[table.Entry]:
   return qwen2.text_entries(cfg) + vision_entries(cfg.vision, cfg.hidden_size)
 
 
-def num_layers(cfg: ModelConfig, entry: table.Entry) -> int:
-  """How many HF tensors a layered entry stacks (text layers or depth)."""
-  return cfg.vision.depth if entry.path[0] == "vision" else cfg.num_layers
-
-
 def from_tensors(cfg: ModelConfig, tensors: Mapping[str, Any]) -> dict:
   """In-memory import: {HF name: array} (either layout) -> emojax params."""
-  named = {canonical_name(k): v for k, v in tensors.items()}
-  out: dict = {}
-  for e in entries(cfg):
-    names = (
-      [e.hf.format(i=i) for i in range(num_layers(cfg, e))]
-      if e.layered
-      else [e.hf]
-    )
-    missing = [n for n in names if n not in named]
-    if missing:
-      raise CheckpointError(f"tensor {missing[0]} is missing.")
-    leaves = [e.to_emojax(np.asarray(named[n])) for n in names]
-    leaf = np.stack(leaves) if e.layered else leaves[0]
-    node = out
-    for key in e.path[:-1]:
-      node = node.setdefault(key, {})
-    node[e.path[-1]] = leaf
-  return out
+  return table.from_tensors(entries(cfg), tensors, canonical_name, _layers(cfg))
 
 
 def to_tensors(cfg: ModelConfig, params) -> dict[str, np.ndarray]:
   """In-memory export: emojax params -> {HF name: array}, released layout."""
-  flat = params_lib.flatten(params)
-  out = {}
-  for e in entries(cfg):
-    leaf = np.asarray(flat[e.path])
-    if e.layered:
-      for i in range(num_layers(cfg, e)):
-        out[e.hf.format(i=i)] = e.to_hf(leaf[i])
-    else:
-      out[e.hf] = e.to_hf(leaf)
-  return out
+  return table.to_tensors(entries(cfg), params)
+
+
+def _layers(cfg: ModelConfig):
+  return lambda e: cfg.vision.depth if e.path[0] == "vision" else cfg.num_layers

@@ -13,7 +13,7 @@ from typing import Any
 ATTENTION_IMPLS = ("xla", "cudnn", "pallas")
 # Completion logprobs: XLA over vocab chunks, or the fused Pallas kernel.
 LOGPROB_IMPLS = ("chunked", "fused")
-FAMILIES = ("qwen2", "llama", "qwen2_5_vl")
+FAMILIES = ("qwen2", "llama", "qwen2_5_vl", "qwen2_5_omni")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,6 +49,33 @@ class VisionConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class AudioConfig:
+  """Qwen2.5-Omni's Whisper-style audio tower (`audio_config` in HF).
+
+  Log-mel frames (100 a second) are cut into chunks of 2 * n_window frames
+  that attend only within themselves; two convolutions (the second with
+  stride 2) and a final stride-2 average pool give one LM token per 4
+  frames (25 a second).
+  """
+
+  num_mel_bins: int = 128
+  encoder_layers: int = 32
+  encoder_attention_heads: int = 20
+  encoder_ffn_dim: int = 5120
+  d_model: int = 1280
+  max_source_positions: int = 1500
+  n_window: int = 100
+  output_dim: int = 3584
+
+  @property
+  def head_dim(self) -> int:
+    return self.d_model // self.encoder_attention_heads
+
+  def replace(self, **kw: Any) -> AudioConfig:
+    return dataclasses.replace(self, **kw)
+
+
+@dataclasses.dataclass(frozen=True)
 class ModelConfig:
   """A decoder-only language model, optionally with a vision tower."""
 
@@ -81,10 +108,13 @@ class ModelConfig:
   # Recompute each layer's activations in the backward pass.
   remat: bool = False
   vision: VisionConfig | None = None
+  audio: AudioConfig | None = None
   # Special token ids the VLM merge step needs (Qwen2.5-VL's defaults).
   image_token_id: int = 151655
   video_token_id: int = 151656
   vision_start_token_id: int = 151652
+  # Qwen2.5-Omni's `<|AUDIO|>` placeholder (one per audio token).
+  audio_token_id: int = 151646
   eos_token_ids: tuple[int, ...] = (151645,)
   pad_token_id: int = 151643
 
@@ -264,4 +294,41 @@ def tiny_vlm(vocab_size: int = 512) -> ModelConfig:
   )
 
 
-PRESETS.update(qwen2_5_vl_7b=qwen2_5_vl_7b, tiny_vlm=tiny_vlm)
+def qwen2_5_omni_7b() -> ModelConfig:
+  """Qwen2.5-Omni-7B's thinker (Qwen2.5-VL-7B's shapes plus the audio
+  tower; config.json of the released checkpoint)."""
+  return qwen2_5_vl_7b().replace(
+    family="qwen2_5_omni",
+    max_position_embeddings=32768,
+    audio=AudioConfig(),
+    audio_token_id=151646,
+  )
+
+
+def tiny_omni(vocab_size: int = 512) -> ModelConfig:
+  """`tiny_vlm` that also listens: a 2-layer audio tower on Whisper's 128
+  mel bins, 2-s chunks as Qwen2.5-Omni. Audio placeholder, start and end
+  are V-9, V-8, V-7 (Qwen's order, below the vision ids)."""
+  vlm = tiny_vlm(vocab_size)
+  return vlm.replace(
+    family="qwen2_5_omni",
+    audio=AudioConfig(
+      num_mel_bins=128,
+      encoder_layers=2,
+      encoder_attention_heads=4,
+      encoder_ffn_dim=256,
+      d_model=64,
+      max_source_positions=1500,
+      n_window=100,
+      output_dim=vlm.hidden_size,
+    ),
+    audio_token_id=vocab_size - 9,
+  )
+
+
+PRESETS.update(
+  qwen2_5_vl_7b=qwen2_5_vl_7b,
+  tiny_vlm=tiny_vlm,
+  qwen2_5_omni_7b=qwen2_5_omni_7b,
+  tiny_omni=tiny_omni,
+)

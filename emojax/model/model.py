@@ -2,9 +2,9 @@
 
   logits_BTV = forward(params, cfg, {"input_ids": ..., "attention_mask": ...})
 
-`input_embeddings` and `position_ids` are the two hooks the vision-language
-model extends (image features scattered into the embeddings; 3-D rotary
-positions).
+`input_embeddings` and `position_ids` are the two hooks the multimodal
+models extend (image and audio features scattered into the embeddings;
+3-D rotary positions for images).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Mapping
 import jax
 import jax.numpy as jnp
 
-from emojax.model import decoder, vlm
+from emojax.model import audio_lm, decoder, vlm
 from emojax.model import params as params_lib
 from emojax.model.config import ModelConfig
 
@@ -55,10 +55,14 @@ def position_ids(cfg: ModelConfig, batch: Mapping[str, jax.Array]):
 
 
 def input_embeddings(params, cfg: ModelConfig, batch) -> jax.Array:
-  """Token embeddings; with images, their features in the placeholders."""
+  """Token embeddings; images' and clips' features in their placeholders."""
   if cfg.vision is not None:
-    return vlm.input_embeddings(params, cfg, batch)
-  return decoder.embed_tokens(params, cfg, batch["input_ids"])
+    x_BTD = vlm.input_embeddings(params, cfg, batch)
+  else:
+    x_BTD = decoder.embed_tokens(params, cfg, batch["input_ids"])
+  if cfg.audio is not None:
+    x_BTD = audio_lm.merge(params, cfg, batch, x_BTD)
+  return x_BTD
 
 
 def _hidden(params, cfg: ModelConfig, batch) -> jax.Array:

@@ -37,19 +37,23 @@ def specs(cfg: ModelConfig) -> dict:
 
 
 def trainable_mask(params, freeze_vision: bool, train_merger: bool = False):
-  """A bool tree like `params`: False for the frozen vision tower + merger.
+  """A bool tree like `params`: False for the frozen towers.
 
-  Feed it to `optax.masked` (or multiply gradients) to train the language
-  model only, as Facial-R1's SFT and GRPO stages do. `train_merger` keeps
-  the merger trainable (the base model's caption stage: tower frozen).
+  `freeze_vision` freezes the perception towers: the vision tower and
+  merger, and Qwen2.5-Omni's audio tower (which a text or image recipe
+  never runs: trained, weight decay alone would erode it). Feed the mask
+  to `optax.masked` (or multiply gradients) to train the language model
+  only, as Facial-R1's SFT and GRPO stages do. `train_merger` keeps the
+  merger trainable (the base model's caption stage: tower frozen).
   """
 
   def mask(path, _):
     top = path[0].key
     merger = len(path) > 1 and getattr(path[1], "key", None) == "merger"
-    return not (
-      freeze_vision and top == "vision" and not (train_merger and merger)
+    tower = top == "audio" or (
+      top == "vision" and not (train_merger and merger)
     )
+    return not (freeze_vision and tower)
 
   return jax.tree_util.tree_map_with_path(mask, params)
 
@@ -65,11 +69,16 @@ def stop_frozen(params, freeze_vision: bool, train_merger: bool = False):
 
 
 def placeholder_ids(cfg) -> tuple[int, ...]:
-  """The VLM's image/video slot and vision start/end ids (none: text)."""
-  if cfg.vision is None:
-    return ()
-  start = cfg.vision_start_token_id
-  return (start, start + 1, cfg.image_token_id, cfg.video_token_id)
+  """Ids a model must never write: image/video slots, vision start/end and,
+  with an audio tower, the audio slot and audio start/end (none: text)."""
+  out = ()
+  if cfg.vision is not None:
+    start = cfg.vision_start_token_id
+    out += (start, start + 1, cfg.image_token_id, cfg.video_token_id)
+  if cfg.audio is not None:
+    a = cfg.audio_token_id
+    out += (a, a + 1, a + 2)
+  return out
 
 
 def expand_image_placeholders(
@@ -95,14 +104,14 @@ def expand_image_placeholders(
   return out
 
 
-def _runs(is_image: np.ndarray) -> list[tuple[int, int]]:
+def placeholder_runs(is_image: np.ndarray) -> list[tuple[int, int]]:
   """[start, end) of each run of True."""
   edges = np.diff(np.concatenate([[0], is_image.astype(np.int8), [0]]))
   starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
   return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
 
 
-def _valid(input_ids_BT, attention_mask_BT) -> np.ndarray:
+def valid_mask(input_ids_BT, attention_mask_BT) -> np.ndarray:
   if attention_mask_BT is None:
     return np.ones(np.shape(input_ids_BT), bool)
   return np.asarray(attention_mask_BT) > 0
@@ -119,7 +128,7 @@ def check_batch(
   a placeholder/image count mismatch fails here, before any compute.
   """
   ids_BT = np.asarray(input_ids_BT)
-  valid_BT = _valid(ids_BT, attention_mask_BT)
+  valid_BT = valid_mask(ids_BT, attention_mask_BT)
   if np.any(ids_BT[valid_BT] == cfg.video_token_id):
     raise ValueError(
       f"input_ids hold video placeholders (id {cfg.video_token_id}); emojax "
@@ -150,7 +159,7 @@ def check_batch(
         f"{row[-1]}); it was truncated through its image tokens. Raise the "
         "maximum prompt length or shorten the text, never the image run."
       )
-    runs += [(b, s, e) for s, e in _runs(row == image_tok)]
+    runs += [(b, s, e) for s, e in placeholder_runs(row == image_tok)]
   if len(runs) != len(need):
     per_row = [sum(r[0] == b for r in runs) for b in range(len(ids_BT))]
     raise ValueError(
@@ -185,7 +194,7 @@ def get_rope_index(
   delta (max position + 1 - length) continues positions during decoding.
   """
   ids_BT = np.asarray(input_ids_BT)
-  valid_BT = _valid(ids_BT, attention_mask_BT)
+  valid_BT = valid_mask(ids_BT, attention_mask_BT)
   m = cfg.vision.spatial_merge_size
   grids = iter(np.asarray(image_grid_thw, np.int64).reshape(-1, 3).tolist())
   positions_3BT = np.zeros((3, *ids_BT.shape), np.int32)
@@ -193,7 +202,9 @@ def get_rope_index(
   for b in range(ids_BT.shape[0]):
     row = ids_BT[b][valid_BT[b]]
     pieces, pos, prev = [], 0, 0
-    for s, e in _runs(row == cfg.image_token_id) + [(len(row), len(row))]:
+    for s, e in placeholder_runs(row == cfg.image_token_id) + [
+      (len(row), len(row))
+    ]:
       text = np.arange(s - prev) + pos
       pieces.append(np.broadcast_to(text, (3, len(text))))
       pos += s - prev

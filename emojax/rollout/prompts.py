@@ -5,7 +5,9 @@ together: rows are left-aligned (real tokens moved to the right end, so a
 right-padded batch works too) and the length is rounded up to a bucket so
 batches of similar lengths share one compiled program. Positions count real
 tokens, as transformers' `generate` derives them; with images they are
-Qwen2.5-VL's 3-D positions (`vlm.prepare`).
+Qwen2.5-VL's 3-D positions (`vlm.prepare`). Clips (Qwen2.5-Omni) travel as
+`input_features` and `audio_feature_lengths`, checked against their
+placeholders (`audio_lm.check_batch`).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from emojax.model import vlm
+from emojax.model import audio_lm, vlm
 from emojax.model.config import ModelConfig
 
 # Keys of the HF batch that the sampler uses; anything else is rejected so a
@@ -25,6 +27,9 @@ KNOWN_KEYS = (
   "position_ids",
   "pixel_values",
   "image_grid_thw",
+  "input_features",
+  "feature_attention_mask",
+  "audio_feature_lengths",
 )
 # Keys a training batch may carry that do not affect generation.
 IGNORED_KEYS = ("loss_mask",)
@@ -79,7 +84,8 @@ def left_align(x, starts_P, lengths_P, width: int) -> np.ndarray:
 
 
 def prepare(cfg: ModelConfig, batch: Mapping, bucket: int = 16) -> dict:
-  """`{input_ids, attention_mask, position_ids[, pixel_values, layout]}`.
+  """`{input_ids, attention_mask, position_ids[, pixel_values, layout,
+  input_features, audio_feature_lengths]}`.
 
   Everything is int32/float32 numpy with width a multiple of `bucket`;
   `position_ids` is `[P, T]`, or `[3, P, T]` for prompts with images.
@@ -111,6 +117,11 @@ def prepare(cfg: ModelConfig, batch: Mapping, bucket: int = 16) -> dict:
     out["image_grid_thw"] = batch.get("image_grid_thw")
     out = vlm.prepare(cfg, out)
     del out["image_grid_thw"]
+  lens = audio_lm.feature_lens(batch)
+  if batch.get("input_features") is not None or lens is not None:
+    out["input_features"] = np.asarray(batch["input_features"], np.float32)
+    out["audio_feature_lengths"] = np.asarray(lens, np.int32)
+  audio_lm.check_batch(cfg, out)
   if "position_ids" not in out:
     real_PT = out["attention_mask"] > 0
     out["position_ids"] = (np.cumsum(real_PT, axis=1) - 1) * real_PT

@@ -3,7 +3,6 @@
 import jax
 import numpy as np
 import tiny_vlm_hf
-import torch
 
 from emojax import rollout
 from emojax.model import config as config_lib
@@ -12,40 +11,15 @@ CFG = config_lib.tiny_vlm(tiny_vlm_hf.VOCAB)
 N = 8
 
 
-def _sharpened_model():
-  """HF's 0.02 init makes greedy paths collapse to one repeated token, which
-  would make parity vacuous: redraw every weight matrix larger."""
-  hf_model = tiny_vlm_hf.model(CFG)
-  torch.manual_seed(1)
-  with torch.no_grad():
-    for p in hf_model.parameters():
-      if p.ndim >= 2:
-        p.normal_(0.0, 0.2)
-  return hf_model
-
-
-def _hf_greedy(hf_model, batch):
-  t = {k: torch.as_tensor(v) for k, v in batch.items()}
-  t["mm_token_type_ids"] = (t["input_ids"] == CFG.image_token_id).int()
-  with torch.no_grad():
-    out = hf_model.generate(
-      **t,
-      do_sample=False,
-      max_new_tokens=N,
-      min_new_tokens=N,
-      eos_token_id=None,
-      pad_token_id=CFG.pad_token_id,
-    )
-  return out[:, batch["input_ids"].shape[1] :].numpy()
-
-
 def test_greedy_with_images_equals_transformers_generate():
-  hf_model = _sharpened_model()
+  hf_model = tiny_vlm_hf.sharpen(tiny_vlm_hf.model(CFG))
   params = tiny_vlm_hf.emojax_params(CFG, hf_model)
   # Row 0: left-padded image + text; row 1: text only; row 2: text + image,
   # right padded (the engine left-aligns it).
   batch = tiny_vlm_hf.batch(CFG)
-  want = _hf_greedy(hf_model, tiny_vlm_hf.left_aligned(batch))
+  aligned = tiny_vlm_hf.left_aligned(batch)
+  mm = {"mm_token_type_ids": aligned["input_ids"] == CFG.image_token_id}
+  want = tiny_vlm_hf.hf_greedy(hf_model, {**aligned, **mm}, N)
   got = rollout.generate(
     params,
     CFG,

@@ -1,0 +1,161 @@
+"""Merging audio into the language model (Qwen2.5-Omni): placeholders, features.
+
+A Qwen2.5-Omni prompt holds each clip as `<|audio_bos|>`, one `<|AUDIO|>`
+per audio token (`audio.num_tokens` of its frames), `<|audio_eos|>`. Audio
+tokens take ordinary consecutive positions (transformers' rope index gives
+them t = h = w), so they need no 3-D positions of their own. The batch
+carries transformers' names: `input_features` [clips, mel, frames] and
+`feature_attention_mask` [clips, frames] (or `audio_feature_lengths`
+[clips]). The host side (`check_batch`) runs on numpy before any compute
+and names the row; the device side (`merge`) encodes the clips and writes
+their tokens into the placeholders in row-major order, inside jit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from emojax.model import audio, vlm
+from emojax.model.config import ModelConfig
+
+
+def specs(cfg: ModelConfig) -> dict:
+  """The `audio` subtree added to the decoder's specs."""
+  if cfg.audio.output_dim != cfg.hidden_size:
+    raise ValueError(
+      f"AudioConfig.output_dim={cfg.audio.output_dim} must equal the "
+      f"language model's hidden_size={cfg.hidden_size}: the tower writes "
+      "audio tokens into token embeddings."
+    )
+  return {"audio": audio.specs(cfg.audio, cfg.param_dtype)}
+
+
+def feature_lens(batch: Mapping):
+  """Frames per clip, from either of transformers' names (None: no audio)."""
+  if batch.get("audio_feature_lengths") is not None:
+    return batch["audio_feature_lengths"]
+  mask = batch.get("feature_attention_mask")
+  if mask is None:
+    return None
+  return mask.sum(-1) if hasattr(mask, "sum") else np.sum(mask, -1)
+
+
+def expand_audio_placeholders(
+  cfg: ModelConfig, input_ids: Sequence[int], lens
+) -> list[int]:
+  """Repeats each single `<|AUDIO|>` by its clip's token count, in order."""
+  ids = [int(i) for i in input_ids]
+  counts = audio.num_tokens(np.asarray(lens).reshape(-1)).tolist()
+  n = sum(i == cfg.audio_token_id for i in ids)
+  if n != len(counts):
+    raise ValueError(
+      f"the prompt has {n} audio placeholders (id {cfg.audio_token_id}) "
+      f"but {len(counts)} clips were given; put one <|AUDIO|> per clip in "
+      "the prompt (or drop the extra clips)."
+    )
+  out, it = [], iter(counts)
+  for i in ids:
+    out.extend([i] * next(it) if i == cfg.audio_token_id else [i])
+  return out
+
+
+def check_batch(cfg: ModelConfig, batch: Mapping) -> None:
+  """Raises, naming the row and the fix, when clips and prompts disagree."""
+  ids_BT = np.asarray(batch["input_ids"])
+  valid_BT = vlm.valid_mask(ids_BT, batch.get("attention_mask"))
+  features, lens = batch.get("input_features"), feature_lens(batch)
+  if cfg.audio is None:
+    # Without a tower the placeholder id is an ordinary token (151646 is
+    # Qwen2.5's <|object_ref_start|>); only clips are an error.
+    if features is not None or lens is not None:
+      raise ValueError(
+        "the batch has audio (input_features) but the model (family="
+        f"{cfg.family!r}) has no audio tower; load a Qwen2.5-Omni "
+        "checkpoint or drop the audio."
+      )
+    return
+  if (
+    features is None
+    and lens is None
+    and not np.any(ids_BT == cfg.audio_token_id)
+  ):
+    return
+  if features is None or lens is None:
+    raise ValueError(
+      "audio placeholders need input_features and feature_attention_mask "
+      "(or audio_feature_lengths) together, as the processor returns them."
+    )
+  audio.check_inputs(cfg.audio, features, lens)
+  need = audio.num_tokens(np.asarray(lens)).tolist()
+  runs = []
+  for b in range(ids_BT.shape[0]):
+    if np.any(ids_BT[b][~valid_BT[b]] == cfg.audio_token_id):
+      raise ValueError(
+        f"row {b}: audio placeholders sit in the padding (attention_mask "
+        "0); the mask must cover every audio token."
+      )
+    row = ids_BT[b][valid_BT[b]]
+    runs += [
+      (b, s, e) for s, e in vlm.placeholder_runs(row == cfg.audio_token_id)
+    ]
+  if len(runs) != len(need):
+    per_row = [sum(r[0] == b for r in runs) for b in range(len(ids_BT))]
+    raise ValueError(
+      f"the batch has {len(runs)} audio placeholder runs (per row: "
+      f"{per_row}) but {len(need)} clips. Each clip needs exactly one "
+      "<|AUDIO|> run in its row, in clip order."
+    )
+  for j, ((b, s, e), n) in enumerate(zip(runs, need, strict=True)):
+    if e - s != n:
+      hint = (
+        " Expand placeholders with audio_lm.expand_audio_placeholders."
+        if e - s == 1
+        else " Was the prompt truncated through the clip?"
+      )
+      raise ValueError(
+        f"row {b}: the audio run at valid tokens [{s}, {e}) has {e - s} "
+        f"placeholders but clip {j} ({int(np.asarray(lens)[j])} frames) "
+        f"needs {n}.{hint}"
+      )
+
+
+def ordered_tokens(out_AUO: jax.Array, lens_A) -> jax.Array:
+  """The clips' real tokens back to back `[A * U, O]` (then padding).
+
+  Row g is the g-th audio placeholder of the batch: clip a's tokens follow
+  those of clips before it.
+  """
+  A, U, width = out_AUO.shape
+  counts_A = audio.num_tokens(lens_A)
+  ends_A = jnp.cumsum(counts_A)
+  g = jnp.arange(A * U)
+  clip = jnp.minimum(jnp.searchsorted(ends_A, g, side="right"), A - 1)
+  within = jnp.clip(g - (ends_A - counts_A)[clip], 0, U - 1)
+  return out_AUO.reshape(A * U, width)[clip * U + within]
+
+
+def merge(params, cfg: ModelConfig, batch: Mapping, x_BTD: jax.Array):
+  """`x_BTD` with the clips' audio tokens in the `<|AUDIO|>` slots.
+
+  Outside jit the batch is checked first (`check_batch`); under jit, check
+  it on the host before (the rollout engine does).
+  """
+  if not isinstance(batch["input_ids"], jax.core.Tracer):
+    check_batch(cfg, batch)
+  if batch.get("input_features") is None:
+    return x_BTD
+  lens_A = jnp.asarray(feature_lens(batch), jnp.int32)
+  out_AUO = audio.encode(
+    params["audio"],
+    cfg.audio,
+    jnp.asarray(batch["input_features"]),
+    lens_A,
+    dtype=jnp.dtype(cfg.dtype),
+    impl=cfg.attention,
+  )
+  tokens_GO = ordered_tokens(out_AUO, lens_A)
+  return vlm.scatter(x_BTD, tokens_GO, batch["input_ids"], cfg.audio_token_id)
