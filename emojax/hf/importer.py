@@ -103,12 +103,15 @@ def load(hf_dir: str, mesh=None, dtype=None, rules=None):
   infos = {
     module.canonical_name(n): i for n, i in safetensors_io.index(hf_dir).items()
   }
-  stored = Counter(str(i.dtype) for i in infos.values()).most_common(1)[0][0]
+  entries = module.entries(cfg)
+  # The dtype most of the model's own tensors have (not skipped modules').
+  wanted = {e.names(0)[0] for e in entries} & set(infos)
+  stored = Counter(str(infos[n].dtype) for n in wanted or infos)
+  stored = stored.most_common(1)[0][0]
   target = np.dtype(dtype) if dtype is not None else None
   cfg = cfg.replace(param_dtype=str(target or stored))
   specs = model_specs(cfg)
   flat_specs = params_lib.flatten(specs)
-  entries = module.entries(cfg)
   check_tensors(entries, cfg, flat_specs, infos, module, hf_dir)
   if mesh is None:
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])

@@ -3,7 +3,8 @@
 Two checkpoints hold a thinker: `Qwen2_5OmniThinkerForConditionalGeneration`
 (tensors `model.*`, `visual.*`, `audio_tower.*`, `lm_head.weight`, or the
 in-memory `model.language_model.*`, `model.visual.*`, `model.audio_tower.*`)
-and the released `Qwen2_5OmniForConditionalGeneration` (the same under
+and the released folder (`Qwen2_5OmniModel` in its config.json, or
+transformers' `Qwen2_5OmniForConditionalGeneration`: the same under
 `thinker.`, beside the `talker.*` and `token2wav.*` that turn text into
 speech). emojax reads the thinker, the part that listens, looks and writes
 text, and exports it as a thinker checkpoint; the speech-output modules
@@ -29,6 +30,9 @@ from emojax.model.config import AudioConfig, ModelConfig
 ARCHITECTURES = {
   "Qwen2_5OmniThinkerForConditionalGeneration": "qwen2_5_omni",
   "Qwen2_5OmniForConditionalGeneration": "qwen2_5_omni",
+  # What the released Qwen2.5-Omni-7B/3B config.json names (as vLLM and
+  # llama.cpp register it): the same thinker + talker + token2wav folder.
+  "Qwen2_5OmniModel": "qwen2_5_omni",
 }
 IGNORED_SUFFIXES = qwen2.IGNORED_SUFFIXES
 # Speech output (text -> speech tokens -> waveform), not part of the thinker.
@@ -75,6 +79,30 @@ def _audio_config(a: dict[str, Any], where: str) -> AudioConfig:
   )
 
 
+def _with_mrope_section(text: dict[str, Any]) -> dict[str, Any]:
+  """The text config with its rotary sections; transformers' Omni rotary
+  falls back to (16, 24, 24) where the config names none (its own default
+  config does not)."""
+  rope = dict(text.get("rope_scaling") or {}) | (
+    text.get("rope_parameters") or {}
+  )
+  if rope.get("mrope_section"):
+    return text
+  params = dict(text.get("rope_parameters") or {})
+  params.setdefault("rope_theta", text.get("rope_theta", 1e6))
+  return text | {"rope_parameters": params | {"mrope_section": [16, 24, 24]}}
+
+
+def _text_ids(thinker: dict[str, Any]) -> dict[str, Any]:
+  """The text config, with eos/pad ids from the thinker level where the
+  text config leaves them out (released thinker configs keep them there)."""
+  text = dict(thinker["text_config"])
+  for key in ("eos_token_id", "pad_token_id"):
+    if text.get(key) is None and thinker.get(key) is not None:
+      text[key] = thinker[key]
+  return text
+
+
 def config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
   """A `ModelConfig` (vision and audio) from a thinker or full config.json."""
   thinker = hf.get("thinker_config", hf)
@@ -83,7 +111,7 @@ def config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
       raise CheckpointError(f"{where}: the thinker config has no {key}.")
   vl = qwen2_5_vl.config_from_hf(
     {
-      "text_config": thinker["text_config"],
+      "text_config": _with_mrope_section(_text_ids(thinker)),
       "vision_config": thinker["vision_config"],
       "tie_word_embeddings": thinker.get("tie_word_embeddings", False),
       "image_token_id": thinker.get("image_token_index", 151655),
@@ -154,16 +182,12 @@ def config_to_hf(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
   }
 
 
-def _conv1d(out_dim: int, in_dim: int):
-  """Conv1d weight [out, in, k] <-> emojax [k, in, out]."""
+def _reverse_axes(w):
+  return np.asarray(w).transpose(2, 1, 0)
 
-  def to_emojax(w):
-    return np.asarray(w).transpose(2, 1, 0)
 
-  def to_hf(w):
-    return np.asarray(w).transpose(2, 1, 0)
-
-  return to_emojax, to_hf
+# Conv1d weight [out, in, k] <-> emojax [k, in, out]: its own inverse.
+_CONV1D = (_reverse_axes, _reverse_axes)
 
 
 def audio_entries(a: AudioConfig) -> list[table.Entry]:
@@ -185,9 +209,9 @@ def audio_entries(a: AudioConfig) -> list[table.Entry]:
     return entry("layers/" + path, lp + hf, transforms, hf_shape)
 
   return [
-    entry("conv1_KMD", AUDIO_PREFIX + "conv1.weight", _conv1d(D, M), (D, M, 3)),
+    entry("conv1_KMD", AUDIO_PREFIX + "conv1.weight", _CONV1D, (D, M, 3)),
     entry("conv1_bias_D", AUDIO_PREFIX + "conv1.bias", same, (D,)),
-    entry("conv2_KDD", AUDIO_PREFIX + "conv2.weight", _conv1d(D, D), (D, D, 3)),
+    entry("conv2_KDD", AUDIO_PREFIX + "conv2.weight", _CONV1D, (D, D, 3)),
     entry("conv2_bias_D", AUDIO_PREFIX + "conv2.bias", same, (D,)),
     layer("attn_norm_D", "self_attn_layer_norm.weight", same, (D,)),
     layer("attn_norm_bias_D", "self_attn_layer_norm.bias", same, (D,)),

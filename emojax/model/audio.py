@@ -117,13 +117,14 @@ def check_inputs(acfg: AudioConfig, input_features, feature_lens) -> None:
       f"feature_lens has shape {lens.shape}; it must give one frame count "
       f"per clip ({shape[0]} clips)."
     )
-  bad = np.flatnonzero((lens < 2) | (lens > shape[2]))
+  # Under 3 frames a clip gives no LM token (`num_tokens`).
+  bad = np.flatnonzero((lens < 3) | (lens > shape[2]))
   if len(bad):
     i = int(bad[0])
     raise ValueError(
       f"clip {i}: feature_lens={int(lens[i])} frames, but a clip needs at "
-      f"least 2 frames (20 ms) and at most the {shape[2]} frames of "
-      "input_features."
+      f"least 3 frames (30 ms, one audio token) and at most the {shape[2]} "
+      "frames of input_features."
     )
 
 
@@ -147,9 +148,7 @@ def positions(length: int, channels: int) -> np.ndarray:
   """Whisper's sinusoids [length, channels]: sin half, then cos half."""
   increment = np.log(10000.0) / (channels // 2 - 1)
   inv = np.exp(-increment * np.arange(channels // 2, dtype=np.float32))
-  t = np.arange(length, dtype=np.float32)[:, None] * inv[None].astype(
-    np.float32
-  )
+  t = np.arange(length, dtype=np.float32)[:, None] * inv[None]
   return np.concatenate([np.sin(t), np.cos(t)], 1).astype(np.float32)
 
 
@@ -164,7 +163,8 @@ def layer_norm(x, scale, bias, eps: float = NORM_EPS):
 
 
 def chunk(acfg: AudioConfig, input_features_AMF, feature_lens_A):
-  """Clips as chunks `x_XWM` (zeroed past each chunk's end) and lengths."""
+  """Clips as chunks `x_XWM` (zeroed past each chunk's end), each chunk's
+  frame count `lens_X` and its frame mask `frame_valid_XW`."""
   A, M, F = input_features_AMF.shape
   W = 2 * acfg.n_window
   C = -(-F // W)
@@ -247,4 +247,8 @@ def block(p, acfg: AudioConfig, h_XLD, valid_XL, impl: str):
   h_XLD = h_XLD + out_XLD + p["out_bias_D"][None, None]
   x_XLD = layer_norm(h_XLD, p["mlp_norm_D"], p["mlp_norm_bias_D"])
   x_XLF = _gelu(x_XLD @ p["fc1_DF"] + p["fc1_bias_F"][None, None])
-  return h_XLD + x_XLF @ p["fc2_FD"] + p["fc2_bias_D"][None, None]
+  h_XLD = h_XLD + x_XLF @ p["fc2_FD"] + p["fc2_bias_D"][None, None]
+  if h_XLD.dtype == jnp.float16:  # As transformers: keep fp16 finite.
+    big = float(jnp.finfo(jnp.float16).max) - 1000
+    h_XLD = jnp.clip(h_XLD, -big, big)
+  return h_XLD

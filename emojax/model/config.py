@@ -77,7 +77,8 @@ class AudioConfig:
 
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  """A decoder-only language model, optionally with a vision tower."""
+  """A decoder-only language model, optionally with vision and audio
+  towers (Qwen2.5-VL, Qwen2.5-Omni's thinker)."""
 
   family: str = "qwen2"
   vocab_size: int = 152064

@@ -121,7 +121,7 @@ def prepare(cfg: ModelConfig, batch: Mapping, bucket: int = 16) -> dict:
   if batch.get("input_features") is not None or lens is not None:
     out["input_features"] = np.asarray(batch["input_features"], np.float32)
     out["audio_feature_lengths"] = np.asarray(lens, np.int32)
-  audio_lm.check_batch(cfg, out)
+  out = audio_lm.prepare(cfg, out)
   if "position_ids" not in out:
     real_PT = out["attention_mask"] > 0
     out["position_ids"] = (np.cumsum(real_PT, axis=1) - 1) * real_PT

@@ -48,6 +48,44 @@ def test_tower_equals_transformers_on_ragged_clips(setup):
   np.testing.assert_array_equal(n, lm_lens.numpy())
 
 
+@pytest.mark.parametrize("lens", [[20, 3, 30], [10, 4, 2 * 100 + 7]])
+def test_tower_equals_transformers_at_chunk_edges(setup, lens):
+  """Whole chunks (20, 30, 10 frames), the shortest clips (3, 4 frames)."""
+  hf, params, _, _ = setup
+  lens = np.asarray(lens)
+  feats = np.random.RandomState(0).randn(3, 128, lens.max()).astype(np.float32)
+  mask = (np.arange(lens.max())[None] < lens[:, None]).astype(np.int64)
+  with torch.no_grad():
+    ref = hf.get_audio_features(
+      torch.as_tensor(feats), feature_attention_mask=torch.as_tensor(mask)
+    ).last_hidden_state.numpy()
+  out_AUO = np.asarray(audio.encode(params["audio"], CFG.audio, feats, lens))
+  n = audio.num_tokens(lens)
+  got = np.concatenate([out_AUO[a, :k] for a, k in enumerate(n)])
+  np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+
+
+def test_prepare_crops_the_padding_and_changes_nothing(setup):
+  _, params, batch, ref = setup
+  valid = batch["attention_mask"] > 0
+  padded = {  # as the processor pads: 30 s of frames
+    **batch,
+    "input_features": np.pad(
+      batch["input_features"], ((0, 0), (0, 0), (0, 3000 - 48))
+    ),
+    "feature_attention_mask": np.pad(
+      batch["feature_attention_mask"], ((0, 0), (0, 3000 - 48))
+    ),
+  }
+  prepared = vlm.prepare(CFG, audio_lm.prepare(CFG, padded), num_patches=64)
+  # Longest clip 37 frames: four whole 10-frame chunks.
+  assert prepared["input_features"].shape[-1] == 40
+  got = np.asarray(
+    jax.jit(model_lib.forward, static_argnums=1)(params, CFG, prepared)
+  )
+  np.testing.assert_allclose(got[valid], ref[valid], atol=1e-4, rtol=0)
+
+
 def test_logits_match_transformers(setup):
   _, params, batch, ref = setup
   valid = batch["attention_mask"] > 0
@@ -102,10 +140,11 @@ def test_mismatched_clips_and_prompts_name_the_row(setup):
   audio_lm.check_batch(CFG.replace(audio=None), no_audio)
   with pytest.raises(ValueError, match="need input_features"):
     model_lib.forward(params, CFG, no_audio)
-  with pytest.raises(ValueError, match="clip 1: feature_lens=1 frames"):
-    audio_lm.check_batch(
-      CFG, {**batch, "audio_feature_lengths": np.array([37, 1, 24])}
-    )
+  short = {k: v for k, v in batch.items() if k != "feature_attention_mask"} | {
+    "audio_feature_lengths": np.array([37, 2, 24])
+  }
+  with pytest.raises(ValueError, match="clip 1: feature_lens=2 frames"):
+    audio_lm.check_batch(CFG, short)
   with pytest.raises(ValueError, match="2 clips were given"):
     audio_lm.expand_audio_placeholders(CFG, [1, CFG.audio_token_id], [20, 30])
 
