@@ -150,7 +150,6 @@ def config_to_hf(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
     },
   }
   text.pop("rope_scaling", None)
-  a = cfg.audio
   return {
     "architectures": ["Qwen2_5OmniThinkerForConditionalGeneration"],
     "model_type": "qwen2_5_omni_thinker",
@@ -159,19 +158,8 @@ def config_to_hf(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
     "text_config": text,
     "vision_config": vl["vision_config"]
     | {"model_type": "qwen2_5_omni_vision_encoder"},
-    "audio_config": {
-      "model_type": "qwen2_5_omni_audio_encoder",
-      "num_mel_bins": a.num_mel_bins,
-      "encoder_layers": a.encoder_layers,
-      "encoder_attention_heads": a.encoder_attention_heads,
-      "encoder_ffn_dim": a.encoder_ffn_dim,
-      "d_model": a.d_model,
-      "max_source_positions": a.max_source_positions,
-      "n_window": a.n_window,
-      "output_dim": a.output_dim,
-      "activation_function": "gelu",
-      "scale_embedding": False,
-    },
+    "audio_config": audio_config_to_hf(cfg.audio)
+    | {"model_type": "qwen2_5_omni_audio_encoder"},
     "audio_token_index": cfg.audio_token_id,
     "audio_start_token_id": cfg.audio_token_id + 1,
     "audio_end_token_id": cfg.audio_token_id + 2,
@@ -179,6 +167,22 @@ def config_to_hf(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
     "video_token_index": cfg.video_token_id,
     "vision_start_token_id": cfg.vision_start_token_id,
     "vision_end_token_id": cfg.vision_start_token_id + 1,
+  }
+
+
+def audio_config_to_hf(a: AudioConfig) -> dict[str, Any]:
+  """`audio_config` fields (Qwen2_5OmniAudioEncoderConfig's arguments)."""
+  return {
+    "num_mel_bins": a.num_mel_bins,
+    "encoder_layers": a.encoder_layers,
+    "encoder_attention_heads": a.encoder_attention_heads,
+    "encoder_ffn_dim": a.encoder_ffn_dim,
+    "d_model": a.d_model,
+    "max_source_positions": a.max_source_positions,
+    "n_window": a.n_window,
+    "output_dim": a.output_dim,
+    "activation_function": "gelu",
+    "scale_embedding": False,
   }
 
 

@@ -179,6 +179,20 @@ def chunk(acfg: AudioConfig, input_features_AMF, feature_lens_A):
   return x_XWM, lens_X, frame_valid_XW
 
 
+def real_chunks(
+  acfg: AudioConfig, feature_lens, num_frames: int, bucket: int = 8
+) -> np.ndarray:
+  """Host side: the flat ids (clip * chunks per clip + chunk) of the chunks
+  that hold frames, padded with the id one past the last chunk to a
+  multiple of `bucket` (batches then share compiled programs)."""
+  W = 2 * acfg.n_window
+  C = -(-num_frames // W)
+  lens = np.asarray(feature_lens, np.int64)
+  ids = [a * C + c for a, n in enumerate(lens) for c in range(-(-n // W))]
+  size = max(-(-len(ids) // bucket) * bucket, bucket)
+  return np.asarray(ids + [len(lens) * C] * (size - len(ids)), np.int32)
+
+
 def encode(
   params: dict,
   acfg: AudioConfig,
@@ -186,11 +200,14 @@ def encode(
   feature_lens_A: jax.Array,
   dtype=jnp.float32,
   impl: str = "xla",
+  chunks_Y=None,
 ) -> jax.Array:
   """Audio tokens `out_AUO`: clip a's first `num_tokens(len_a)` rows count.
 
   U = chunks per clip * n_window / 2 (rounded up); rows past a clip's
-  token count are padding.
+  token count are padding. `chunks_Y` (from `real_chunks`, host side)
+  names the chunks that hold frames, so only those go through the layers;
+  without it every chunk of the padded features does.
   """
   with jax.named_scope("audio"):
     p = jax.tree.map(lambda a: a.astype(dtype), params)
@@ -198,20 +215,33 @@ def encode(
     x_XWM, lens_X, frame_valid_XW = chunk(
       acfg, input_features_AMF.astype(dtype), feature_lens_A
     )
-    h_XWD = _gelu(_conv(x_XWM, p["conv1_KMD"], p["conv1_bias_D"], 1))
-    h_XWD = h_XWD * frame_valid_XW[..., None]
-    h_XLD = _gelu(_conv(h_XWD, p["conv2_KDD"], p["conv2_bias_D"], 2))
-    L = h_XLD.shape[1]
-    h_XLD = h_XLD + jnp.asarray(positions(L, acfg.d_model), dtype)[None]
-    valid_XL = (jnp.arange(L)[None] < ((lens_X - 1) // 2 + 1)[:, None]).astype(
-      jnp.int32
-    )
-
-    def body(h_XLD, layer):
-      return block(layer, acfg, h_XLD, valid_XL, impl), None
-
-    h_XLD, _ = jax.lax.scan(body, h_XLD, p["layers"])
+    if chunks_Y is None:
+      h_XLD = chunk_layers(p, acfg, x_XWM, lens_X, frame_valid_XW, impl)
+    else:  # chunk X (one past the last): an appended empty one
+      X = x_XWM.shape[0]
+      pick = lambda a: jnp.concatenate([a, jnp.zeros_like(a[:1])])[chunks_Y]
+      picked = map(pick, (x_XWM, lens_X, frame_valid_XW))
+      h_YLD = chunk_layers(p, acfg, *picked, impl)
+      h_XLD = jnp.zeros((X + 1, *h_YLD.shape[1:]), h_YLD.dtype)
+      h_XLD = h_XLD.at[chunks_Y].set(h_YLD)[:X]
     return pool_project(p, h_XLD.reshape(A, -1, h_XLD.shape[-1]))
+
+
+def chunk_layers(p, acfg: AudioConfig, x_XWM, lens_X, frame_valid_XW, impl):
+  """Convolutions, positions and the layers over chunks: `h_XLD`."""
+  h_XWD = _gelu(_conv(x_XWM, p["conv1_KMD"], p["conv1_bias_D"], 1))
+  h_XWD = h_XWD * frame_valid_XW[..., None]
+  h_XLD = _gelu(_conv(h_XWD, p["conv2_KDD"], p["conv2_bias_D"], 2))
+  L = h_XLD.shape[1]
+  h_XLD = h_XLD + jnp.asarray(positions(L, acfg.d_model), h_XLD.dtype)[None]
+  tokens_X = (lens_X - 1) // 2 + 1
+  valid_XL = (jnp.arange(L)[None] < tokens_X[:, None]).astype(jnp.int32)
+
+  def body(h_XLD, layer):
+    return block(layer, acfg, h_XLD, valid_XL, impl), None
+
+  h_XLD, _ = jax.lax.scan(body, h_XLD, p["layers"])
+  return h_XLD
 
 
 def pool_project(p, h_ATD):

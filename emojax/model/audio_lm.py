@@ -22,6 +22,8 @@ import numpy as np
 from emojax.model import audio, vlm
 from emojax.model.config import ModelConfig
 
+CHUNKS_KEY = "audio_chunks"
+
 
 def specs(cfg: ModelConfig) -> dict:
   """The `audio` subtree added to the decoder's specs."""
@@ -125,12 +127,14 @@ def check_batch(cfg: ModelConfig, batch: Mapping) -> None:
 
 
 def prepare(cfg: ModelConfig, batch: Mapping, bucket_chunks: int = 1) -> dict:
-  """Host step before jit: checks the clips, and crops `input_features`.
+  """Host step before jit: checks the clips, crops `input_features` and
+  names the chunks that hold frames (`CHUNKS_KEY`).
 
   The processor pads every clip to 30 s (3000 frames): the crop keeps
   whole chunks up to the longest clip (rounded up to `bucket_chunks`
-  chunks, so batches share compiled programs), which changes no output and
-  spares the tower the empty chunks (a 1-s clip: 1/15 of the work).
+  chunks), and the tower's layers then run on the named chunks only
+  (padded to a multiple of 8), as transformers runs each clip's own
+  chunks. Neither changes an output.
   """
   check_batch(cfg, batch)
   out = dict(batch)
@@ -141,6 +145,7 @@ def prepare(cfg: ModelConfig, batch: Mapping, bucket_chunks: int = 1) -> dict:
   keep = -(-int(lens.max()) // step) * step
   out["input_features"] = np.asarray(batch["input_features"])[..., :keep]
   out["audio_feature_lengths"] = lens.astype(np.int32)
+  out[CHUNKS_KEY] = audio.real_chunks(cfg.audio, lens, keep)
   out.pop("feature_attention_mask", None)
   return out
 
@@ -178,6 +183,7 @@ def merge(params, cfg: ModelConfig, batch: Mapping, x_BTD: jax.Array):
     lens_A,
     dtype=jnp.dtype(cfg.dtype),
     impl=cfg.attention,
+    chunks_Y=batch.get(CHUNKS_KEY),
   )
   tokens_GO = ordered_tokens(out_AUO, lens_A)
   return vlm.scatter(x_BTD, tokens_GO, batch["input_ids"], cfg.audio_token_id)

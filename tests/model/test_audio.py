@@ -59,10 +59,15 @@ def test_tower_equals_transformers_at_chunk_edges(setup, lens):
     ref = hf.get_audio_features(
       torch.as_tensor(feats), feature_attention_mask=torch.as_tensor(mask)
     ).last_hidden_state.numpy()
-  out_AUO = np.asarray(audio.encode(params["audio"], CFG.audio, feats, lens))
   n = audio.num_tokens(lens)
-  got = np.concatenate([out_AUO[a, :k] for a, k in enumerate(n)])
-  np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
+  chunks = audio.real_chunks(CFG.audio, lens, feats.shape[-1], bucket=4)
+  assert len(chunks) % 4 == 0 and (chunks == 3 * feats.shape[-1] // 10).any()
+  for chunks_Y in (None, chunks):  # every chunk, or the ones with frames
+    out_AUO = audio.encode(
+      params["audio"], CFG.audio, feats, lens, chunks_Y=chunks_Y
+    )
+    got = np.concatenate([np.asarray(out_AUO)[a, :k] for a, k in enumerate(n)])
+    np.testing.assert_allclose(got, ref, atol=1e-5, rtol=0)
 
 
 def test_prepare_crops_the_padding_and_changes_nothing(setup):
@@ -78,8 +83,12 @@ def test_prepare_crops_the_padding_and_changes_nothing(setup):
     ),
   }
   prepared = vlm.prepare(CFG, audio_lm.prepare(CFG, padded), num_patches=64)
-  # Longest clip 37 frames: four whole 10-frame chunks.
+  # Longest clip 37 frames: four whole 10-frame chunks; of the 12, the
+  # clips (37, 11, 24 frames) fill 4 + 2 + 3, padded to 16 ids.
   assert prepared["input_features"].shape[-1] == 40
+  np.testing.assert_array_equal(
+    prepared[audio_lm.CHUNKS_KEY], [0, 1, 2, 3, 4, 5, 8, 9, 10] + [12] * 7
+  )
   got = np.asarray(
     jax.jit(model_lib.forward, static_argnums=1)(params, CFG, prepared)
   )
