@@ -1,12 +1,22 @@
-r"""Writes a data set in the Facial-R1 JSONL layout.
+r"""Writes a synthetic data set in a real data set's on-disk layout.
 
   python launch/make_data.py --dataset=facs_synth --out=DIR \
       --num_train=N --num_test=M [--num_sft=K] [--seed=S] [--size=64]
+  python launch/make_data.py --dataset=prosody_synth --out=DIR \
+      --num_train=N --num_test=M [--num_sft=K] [--seed=S]
 
-DIR gets train.jsonl, test.jsonl, sft.jsonl (the first K train examples with
-reasoning in `description`; disjoint from test), images/<split>/NNNNNN.png
-(paths in the JSONL are relative to it) and contact_sheet.png. Everything is
-written to a temporary folder beside DIR, then renamed into place.
+facs_synth (Facial-R1's JSONL layout): DIR gets train.jsonl, test.jsonl,
+sft.jsonl (the first K train examples with reasoning in `description`;
+disjoint from test), images/<split>/NNNNNN.png (paths in the JSONL are
+relative to it) and contact_sheet.png.
+
+prosody_synth (EmotionCoT's layout, `emojax/data/tfds/emotion_cot.py`):
+the same three JSONL files of EmotionCoT records (sft rows add
+`reasoning`), and each record's clip, spoken by `emojax.data.voice`, in
+audio/<split>/NNNNNN.wav (16 kHz mono, `audio_path` relative to DIR).
+
+Everything is written to a temporary folder beside DIR, then renamed into
+place.
 """
 
 import dataclasses
@@ -22,9 +32,9 @@ import tempfile
 from absl import app, flags
 from PIL import Image, ImageDraw, ImageFont
 
-from emojax.data import synth
+from emojax.data import speech_synth, synth
 
-DATASETS = ("facs_synth",)
+DATASETS = ("facs_synth", "prosody_synth")
 _MAX_EXAMPLES = 10_000_000
 
 _DATASET = flags.DEFINE_string("dataset", "facs_synth", "Data set to write.")
@@ -138,13 +148,17 @@ def make_data(spec: Spec) -> pathlib.Path:
   out = pathlib.Path(spec.out).resolve()
   tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
   try:
+    faces = spec.dataset == "facs_synth"
     for split in ("train", "test"):
-      (tmp / "images" / split).mkdir(parents=True)
+      (tmp / ("images" if faces else "audio") / split).mkdir(parents=True)
     jobs = [("train", i, i < spec.num_sft) for i in range(spec.num_train)]
     jobs += [("test", i, False) for i in range(spec.num_test)]
-    write = functools.partial(
-      synth.write_example, str(tmp), spec.seed, spec.size
-    )
+    if faces:
+      write = functools.partial(
+        synth.write_example, str(tmp), spec.seed, spec.size
+      )
+    else:
+      write = functools.partial(speech_synth.write_clip, str(tmp), spec.seed)
     n_workers = _workers(spec)
     if n_workers > 1:
       # Spawned, not forked: a fork of a process whose JAX runs threads (a
@@ -163,8 +177,9 @@ def make_data(spec: Spec) -> pathlib.Path:
     _write_jsonl(tmp / "train.jsonl", rows["train"])
     _write_jsonl(tmp / "test.jsonl", rows["test"])
     _write_jsonl(tmp / "sft.jsonl", sft)
-    shown = (rows["train"] + rows["test"])[:24]
-    contact_sheet(tmp, shown).save(tmp / "contact_sheet.png")
+    if faces:
+      shown = (rows["train"] + rows["test"])[:24]
+      contact_sheet(tmp, shown).save(tmp / "contact_sheet.png")
     if out.exists():
       old = out.with_name(f".{out.name}-old")
       shutil.rmtree(old, ignore_errors=True)

@@ -2,18 +2,22 @@
 
 The speech counterpart of `emojax.data.synth` (faces): each record is a
 pure function of (seed, index) in EmotionCoT's JSONL layout
-(`emojax.data.tfds.emotion_cot`), with no audio. Transcripts are
-emotionally neutral sentences, so only the cues tell the nine classes
-apart, as in EmotionThinker's claim that prosody carries the emotion. Each
+(`emojax.data.tfds.emotion_cot`). `write_clip` also renders its audio
+(`emojax.data.voice`), for `launch/make_data.py --dataset=prosody_synth`.
+Transcripts are emotionally neutral sentences, so only the cues tell the
+nine classes apart, as in EmotionThinker's claim that prosody carries the
+emotion. Each
 class has a prosody profile (pitch, energy, speed, intonation); with
 probability `swap_rate` one cue takes another level, so labels are not a
 lookup of the cues. The profiles are emojax's, loosely after the
 speech-emotion literature, not measured on any corpus.
 """
 
+import os
+
 import numpy as np
 
-from emojax.data import prosody
+from emojax.data import audio_io, prosody, voice
 
 # EmotionThinker's nine classes as its prompt writes them (HF model card),
 # the words EmotionCoT's `emotion` field uses.
@@ -104,3 +108,24 @@ def _reasoning(r: dict, emotion: str) -> str:
     f"the pace is {r['speed_level']} with a {r['intonation']} intonation. "
     f"The words are plain, so the voice carries it: {word}."
   )
+
+
+def audio_path(split: str, index: int) -> str:
+  return f"audio/{split}/{index:06d}.wav"
+
+
+def write_clip(
+  root: str, seed: int, job: tuple[str, int, bool]
+) -> tuple[str, dict, dict | None]:
+  """Renders record job = (split, index, with reasoning) to its WAV under
+  `root`; returns (split, its JSONL row, its SFT row or None), with
+  `audio_path` relative to `root`. A module function, so make_data's
+  spawned workers can import it."""
+  split, index, with_reasoning = job
+  record = make_record(split_seed(seed, split), index, reasoning=True)
+  rel = audio_path(split, index)
+  audio_io.write(os.path.join(root, rel), voice.render(record, seed=index))
+  row = {k: v for k, v in record.items() if k != "reasoning"}
+  row["audio_path"] = rel
+  sft = {**row, "reasoning": record["reasoning"]} if with_reasoning else None
+  return split, row, sft

@@ -10,9 +10,11 @@ import sys
 import launch_scripts
 import numpy as np
 import pytest
+import tensorflow_datasets as tfds
 from PIL import Image
 
-from emojax.data import synth
+from emojax.data import audio_features, audio_io, synth
+from emojax.data.tfds import emotion_cot
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "launch" / "make_data.py"
@@ -160,3 +162,37 @@ def test_command_line(tmp_path):
   assert len(_rows(out / "sft.jsonl")) == 1
   bad = run(f"--out={tmp_path / 'x'}", "--num_train=1", "--num_sft=2")
   assert bad.returncode == 2 and "--num_sft=2" in bad.stderr
+
+
+def test_prosody_synth_writes_emotion_cot_with_clips(tmp_path):
+  out = tmp_path / "speech"
+  spec = make_data.Spec("prosody_synth", str(out), 4, 2, num_sft=2, seed=3)
+  make_data.make_data(spec)
+  assert sorted(p.name for p in out.iterdir()) == [
+    "audio",
+    "sft.jsonl",
+    "test.jsonl",
+    "train.jsonl",
+  ]
+  train, sft = _rows(out / "train.jsonl"), _rows(out / "sft.jsonl")
+  assert [r["audio_path"] for r in train] == [
+    f"audio/train/{i:06d}.wav" for i in range(4)
+  ]
+  # The SFT rows are the first train rows, with EmotionCoT's reasoning.
+  assert [{k: r[k] for k in train[0]} for r in sft] == train[:2]
+  assert all(r["reasoning"] for r in sft) and "reasoning" not in train[0]
+  # Each clip is a 16 kHz mono WAV that the audio features read.
+  for row in train + _rows(out / "test.jsonl"):
+    wave = audio_io.read(out / row["audio_path"])
+    assert 1.0 < len(wave) / 16000 < 8.0
+    audio_features.log_mel(wave)
+  # EmotionCoT's builder reads the folder as the real data set.
+  builder = emotion_cot.EmojaxEmotionCot(
+    data_dir=str(tmp_path / "tfds"), file_format="array_record"
+  )
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=str(out))
+  )
+  got = list(builder.as_data_source("train"))
+  want = [emotion_cot.label(r["emotion"], "", 0, "") for r in train]
+  assert sorted(ex["labels"][0].decode() for ex in got) == sorted(want)

@@ -1,0 +1,127 @@
+"""WAV files in, 16 kHz mono float32 out (what the audio tower's features need).
+
+Reads RIFF/WAVE with integer PCM (8, 16, 24 or 32 bit) or IEEE float (32
+or 64 bit) samples, in the standard library's spirit but without its
+float limitation; averages the channels; resamples to 16 kHz with an FFT
+(band-limited, as `scipy.signal.resample`). Other containers (MP3, FLAC,
+OGG) are refused with the command that converts them.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from emojax.data import audio_features
+
+_PCM, _FLOAT, _EXTENSIBLE = 1, 3, 0xFFFE
+
+
+class AudioFileError(ValueError):
+  """A clip that cannot be read; the message names the file and the fix."""
+
+
+def _convert_hint(name: str) -> str:
+  return (
+    f"convert it to WAV, e.g. `ffmpeg -i {name} -ac 1 -ar 16000 "
+    f"{os.path.splitext(name)[0]}.wav`."
+  )
+
+
+def _chunks(data: bytes, name: str) -> dict[bytes, bytes]:
+  if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
+    raise AudioFileError(f"{name}: not a RIFF/WAVE file; {_convert_hint(name)}")
+  out, pos = {}, 12
+  while pos + 8 <= len(data):
+    tag, size = (
+      data[pos : pos + 4],
+      struct.unpack("<I", data[pos + 4 : pos + 8])[0],
+    )
+    out.setdefault(tag, data[pos + 8 : pos + 8 + size])
+    pos += 8 + size + (size & 1)  # chunks are word aligned
+  for tag in (b"fmt ", b"data"):
+    if tag not in out:
+      raise AudioFileError(
+        f"{name}: the WAV file has no {tag.decode().strip()!r} chunk "
+        "(truncated?); re-export it."
+      )
+  return out
+
+
+def _samples(fmt: bytes, data: bytes, name: str) -> tuple[np.ndarray, int]:
+  """Samples [frames, channels] as float32 in [-1, 1], and the rate."""
+  code, channels, rate = struct.unpack("<HHI", fmt[:8])
+  bits = struct.unpack("<H", fmt[14:16])[0]
+  if code == _EXTENSIBLE and len(fmt) >= 26:
+    code = struct.unpack("<H", fmt[24:26])[0]  # the sub-format's GUID head
+  width = bits // 8
+  if channels < 1 or width < 1 or bits % 8:
+    raise AudioFileError(f"{name}: {channels} channels of {bits} bits.")
+  usable = len(data) - len(data) % (width * channels)
+  raw = data[:usable]
+  if code == _FLOAT and bits in (32, 64):
+    x = np.frombuffer(raw, f"<f{width}").astype(np.float32)
+  elif code == _PCM and bits == 8:
+    x = (np.frombuffer(raw, np.uint8).astype(np.float32) - 128.0) / 128.0
+  elif code == _PCM and bits in (16, 32):
+    x = np.frombuffer(raw, f"<i{width}").astype(np.float32) / 2 ** (bits - 1)
+  elif code == _PCM and bits == 24:
+    b = np.frombuffer(raw, np.uint8).reshape(-1, 3).astype(np.int32)
+    v = b[:, 0] | (b[:, 1] << 8) | (b[:, 2] << 16)
+    x = (np.where(v >= 2**23, v - 2**24, v) / 2**23).astype(np.float32)
+  else:
+    kind = {_PCM: "integer PCM", _FLOAT: "float"}.get(code, f"format {code}")
+    raise AudioFileError(
+      f"{name}: {kind} samples of {bits} bits are not supported (PCM 8/16/"
+      f"24/32 bit or float 32/64); {_convert_hint(name)}"
+    )
+  return x.reshape(-1, channels), rate
+
+
+def resample(wave: np.ndarray, rate: int, target: int) -> np.ndarray:
+  """Band-limited resampling by FFT: the spectrum is cut (or padded) at
+  the lower Nyquist frequency."""
+  if rate == target:
+    return wave.astype(np.float32)
+  n = len(wave)
+  m = max(int(round(n * target / rate)), 1)
+  spectrum = np.fft.rfft(wave.astype(np.float64))
+  keep = min(len(spectrum), m // 2 + 1)
+  out = np.zeros(m // 2 + 1, np.complex128)
+  out[:keep] = spectrum[:keep]
+  if m > n and n % 2 == 0:
+    out[n // 2] *= 0.5  # the old Nyquist bin splits into two frequencies
+  if m < n and m % 2 == 0:
+    out[-1] *= 2.0  # the new Nyquist bin unites a bin pair
+  return (np.fft.irfft(out, m) * (m / n)).astype(np.float32)
+
+
+def read(source, name: str | None = None) -> np.ndarray:
+  """A mono clip at 16 kHz from a WAV path or its bytes."""
+  if isinstance(source, bytes | bytearray):
+    data, name = bytes(source), name or "<bytes>"
+  else:
+    name = name or os.fspath(source)
+    try:
+      with open(source, "rb") as f:
+        data = f.read()
+    except OSError as e:
+      raise AudioFileError(f"{name}: cannot be read ({e.strerror}).") from None
+  chunks = _chunks(data, name)
+  samples, rate = _samples(chunks[b"fmt "], chunks[b"data"], name)
+  if not len(samples):
+    raise AudioFileError(f"{name}: the WAV file holds no samples.")
+  return resample(samples.mean(1), rate, audio_features.SAMPLING_RATE)
+
+
+def write(path, wave: np.ndarray, rate: int = audio_features.SAMPLING_RATE):
+  """A mono 16-bit PCM WAV file (clipped to [-1, 1])."""
+  pcm = (np.clip(np.asarray(wave, np.float64), -1, 1) * 32767).astype("<i2")
+  data = pcm.tobytes()
+  fmt = struct.pack("<HHIIHH", _PCM, 1, rate, rate * 2, 2, 16)
+  with open(path, "wb") as f:
+    f.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE")
+    f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt)
+    f.write(b"data" + struct.pack("<I", len(data)) + data)
