@@ -33,6 +33,10 @@ def _data() -> ml_collections.ConfigDict:
   d.min_pixels = 32 * 32  # Image budget (Qwen2.5-VL smart resize).
   d.max_pixels = 64 * 64
   d.max_len = 320  # Tokens per example incl. image tokens (never cut).
+  # Speech data sets: keep each row's clip for a model that listens, and
+  # its frame budget (100 frames a second; longer clips are cut).
+  d.audio = False
+  d.audio_seconds = 10.0
   d.emotions = (
     "anger",
     "happiness",

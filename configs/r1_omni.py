@@ -43,12 +43,13 @@ What is missing for video and audio, which both recipes read:
   `vlm.prepare` rejects `<|video_pad|>`, and no builder decodes clips.
 - Audio: Qwen2.5-Omni's thinker is in the model (`emojax/model/audio.py`,
   `audio_lm.py`; `emojax.hf.load` reads Qwen2.5-Omni-7B, HumanOmniV2's
-  base, and `emojax.data.audio_features` computes its Whisper features),
-  but the data pipeline and training batches do not carry clips yet, and
-  video-with-audio (TMRoPE's time-aligned interleaving of frames and audio
-  chunks) needs the video path above. R1-Omni's base (HumanOmni-0.5B,
-  whisper-large-v3 features) is not a transformers architecture emojax
-  converts.
+  base) and clips reach training through the speech data sets
+  (`config.data.audio`, as `configs/emotion_thinker.py:listen`), but these
+  recipes' clips are videos with sound: video-with-audio (TMRoPE's
+  time-aligned interleaving of frames and audio chunks) needs the video
+  path above, and no builder decodes a video's audio track. R1-Omni's
+  base (HumanOmni-0.5B, whisper-large-v3 features) is not a transformers
+  architecture emojax converts.
 - HumanOmniV2's LLM-judged context and logic rewards (stage 2) need a
   judge model; only its stage-3 rewards (format, accuracy) are here.
 R1-Omni's base is replaced by Qwen2.5-VL-7B-Instruct (UNVERIFIED as a

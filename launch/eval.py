@@ -190,12 +190,14 @@ def _example_config(cfg, tok_dir) -> ExampleConfig:
   )
 
 
-def _builder():
-  """The config's dataset reader (its JSONL layout), else Facial-R1's."""
+def _builder() -> tuple[type, dict]:
+  """The config's dataset reader (its JSONL layout; with its clips when the
+  config listens) and its arguments, else Facial-R1's."""
   config = _CONFIG.value
   if config is None:
-    return facial_r1.EmojaxFacialR1
-  return data.BUILDERS[config.data.dataset]
+    return facial_r1.EmojaxFacialR1, {}
+  kwargs = {"audio": True} if config.data.get("audio", False) else {}
+  return data.BUILDERS[config.data.dataset], kwargs
 
 
 def _label_set():
@@ -218,9 +220,10 @@ def _checkpoint_examples(out: str) -> list[score.Example]:
   tok = (
     tokenizer_lib.Tokenizer.from_dir(tok_dir)
     if tok_dir
-    else tokenizer_lib.ensure_default()
+    else tokenizer_lib.ensure_default(audio=cfg.audio is not None)
   )
-  rows = decode.read_split(_DATA_DIR.value, _SPLIT.value, _builder())
+  builder_cls, kwargs = _builder()
+  rows = decode.read_split(_DATA_DIR.value, _SPLIT.value, builder_cls, **kwargs)
   example = _example_config(cfg, tok_dir)
   examples = decode.decode(params, cfg, rows, tok, dc, example)
   os.makedirs(out, exist_ok=True)

@@ -55,6 +55,13 @@ def mel_filters(num_mel_bins: int) -> np.ndarray:
   return filters * (2.0 / (edges_hz[2:] - edges_hz[:-2]))[None]
 
 
+def num_audio_tokens(frames: int) -> int:
+  """Qwen2.5-Omni's `<|AUDIO|>` count for a clip of `frames` feature
+  frames (`emojax.model.audio.num_tokens`, which checks it against
+  transformers)."""
+  return ((frames - 1) // 2 + 1 - 2) // 2 + 1
+
+
 def num_frames(num_samples: int) -> int:
   """Feature frames the processor counts as real for a clip's samples."""
   return -(-min(num_samples, SECONDS * SAMPLING_RATE) // HOP)

@@ -116,12 +116,25 @@ def read(source, name: str | None = None) -> np.ndarray:
   return resample(samples.mean(1), rate, audio_features.SAMPLING_RATE)
 
 
-def write(path, wave: np.ndarray, rate: int = audio_features.SAMPLING_RATE):
-  """A mono 16-bit PCM WAV file (clipped to [-1, 1])."""
+def encode(wave: np.ndarray, rate: int = audio_features.SAMPLING_RATE) -> bytes:
+  """A mono 16-bit PCM WAV file's bytes (samples clipped to [-1, 1])."""
   pcm = (np.clip(np.asarray(wave, np.float64), -1, 1) * 32767).astype("<i2")
   data = pcm.tobytes()
   fmt = struct.pack("<HHIIHH", _PCM, 1, rate, rate * 2, 2, 16)
+  return (
+    b"RIFF"
+    + struct.pack("<I", 36 + len(data))
+    + b"WAVE"
+    + b"fmt "
+    + struct.pack("<I", len(fmt))
+    + fmt
+    + b"data"
+    + struct.pack("<I", len(data))
+    + data
+  )
+
+
+def write(path, wave: np.ndarray, rate: int = audio_features.SAMPLING_RATE):
+  """`encode(wave, rate)` written to `path`."""
   with open(path, "wb") as f:
-    f.write(b"RIFF" + struct.pack("<I", 36 + len(data)) + b"WAVE")
-    f.write(b"fmt " + struct.pack("<I", len(fmt)) + fmt)
-    f.write(b"data" + struct.pack("<I", len(data)) + data)
+    f.write(encode(wave, rate))

@@ -3,9 +3,11 @@
 Decodes the image and applies Qwen2.5-VL preprocessing, builds the chat
 prompt, tokenizes, and expands each `<|image_pad|>` into the image's number
 of merged patches (grid_t * grid_h * grid_w // merge**2), as transformers'
-Qwen2.5-VL processor does. A row that cannot be used comes back as
-`{"bad_example": reason}` so the policy is applied (and counted) in the
-main process, after grain's workers.
+Qwen2.5-VL processor does. For a model that listens (`audio_frames`), the
+row's clip becomes Whisper log-mel features and its `<|AUDIO|>` the clip's
+audio-token count, as Qwen2.5-Omni's processor does. A row that cannot be
+used comes back as `{"bad_example": reason}` so the policy is applied (and
+counted) in the main process, after grain's workers.
 """
 
 import dataclasses
@@ -14,7 +16,7 @@ from typing import Literal
 
 import numpy as np
 
-from emojax.data import errors, facs, prompts
+from emojax.data import audio_features, audio_io, errors, facs, prompts
 from emojax.data import image_processor as ip
 from emojax.data import tokenizer as tokenizer_lib
 
@@ -37,6 +39,9 @@ PROMPTS = {
   "emotion_thinker": lambda c, r: prompts.emotion_thinker(
     r["text"], r["caption"], c.emotions
   ),
+  "emotion_thinker_listen": lambda c, r: prompts.emotion_thinker_listen(
+    c.emotions
+  ),
 }
 
 
@@ -58,6 +63,10 @@ class ExampleConfig:
   prompt: str = "facial_r1"
   system: str | None = None  # Optional system turn.
   image: ip.ImageProcessorConfig = ip.ImageProcessorConfig()
+  # Listening: every row's clip as [num_mel_bins, audio_frames] features
+  # (cut to the budget); 0 = the model does not listen (clips ignored).
+  audio_frames: int = 0
+  num_mel_bins: int = 128
 
 
 def _text(value) -> str:
@@ -135,11 +144,42 @@ class Prepare:
     except ip.ImageError as e:
       raise self._bad(row, str(e), "image") from None
 
+  def _clip(self, row: dict):
+    """(features_MF, frames) of the row's clip; None if not listening."""
+    if not self.cfg.audio_frames:
+      return None
+    data = row.get("audio", b"")
+    if not data:
+      raise self._bad(
+        row,
+        "no clip, and the model listens.",
+        "audio_path",
+        "add the row's audio file (and config.data.audio=True), or drop "
+        "the row.",
+      )
+    try:
+      wave = audio_io.read(bytes(data), name="the row's clip")
+      clip = audio_features.log_mel(
+        wave, self.cfg.num_mel_bins, self.cfg.audio_frames
+      )
+    except ValueError as e:
+      raise self._bad(row, str(e), "audio_path") from None
+    if clip[1] < 3:  # Fewer frames give no audio token.
+      raise self._bad(
+        row,
+        f"the clip is {len(wave)} samples, under 30 ms: no audio token.",
+        "audio_path",
+        "drop the row or bring the whole clip.",
+      )
+    return clip
+
   def _prepare(self, row: dict) -> dict:
     image = self._image(row)
+    clip = self._clip(row)
     chat = prompts.messages(
       self._prompt(row, image is not None),
       image=image is not None,
+      audio=clip is not None,
       system=self.cfg.system,
     )
     prompt = self.tok.apply_chat_template(chat, add_generation_prompt=True)
@@ -149,6 +189,15 @@ class Prepare:
     ids = expand_image_pads(
       self.tok.encode(prompt), self.tok.image_pad_id, [n_image]
     )
+    n_audio = 0
+    if clip is not None:
+      n_audio = int(audio_features.num_audio_tokens(clip[1]))
+      if self.tok.audio_pad_id not in ids:
+        raise ValueError(
+          "the tokenizer's chat template renders no <|AUDIO|> for an audio "
+          "item; use a Qwen2.5-Omni tokenizer folder or emojax's default."
+        )
+      ids = expand_image_pads(ids, self.tok.audio_pad_id, [n_audio])
     mask = [0] * len(ids)
     if self.cfg.mode == "sft":
       target = _text(row.get(self.cfg.target, b""))
@@ -163,20 +212,25 @@ class Prepare:
       ids += completion
       mask += [1] * len(completion)
     if len(ids) > self.cfg.max_len:
+      media = f"{n_image} of them image tokens, {n_audio} audio tokens"
       raise self._bad(
         row,
-        f"{len(ids)} tokens ({n_image} of them image tokens) exceed "
-        f"max_len={self.cfg.max_len}; emojax never truncates (cutting "
-        "through image tokens breaks the model).",
+        f"{len(ids)} tokens ({media}) exceed max_len={self.cfg.max_len}; "
+        "emojax never truncates (cutting through image or audio tokens "
+        "breaks the model).",
         self.cfg.target if self.cfg.mode == "sft" else "text",
-        f"raise max_len to >= {len(ids)} or lower image max_pixels.",
+        f"raise max_len to >= {len(ids)}, or lower image max_pixels or "
+        "config.data.audio_seconds.",
       )
     pixel_values_NC, grid_thw = image if image else (None, None)
+    features_MF, frames = clip if clip else (None, 0)
     return {
       "input_ids": np.asarray(ids, np.int32),
       "loss_mask": np.asarray(mask, np.int32),
       "pixel_values": pixel_values_NC,
       "image_grid_thw": None if grid_thw is None else grid_thw[None],
+      "input_features": features_MF,
+      "feature_len": frames,
       "labels": _texts(row.get("labels", [])),
       "AUs": _texts(row.get("AUs", [])),
       **_fields(row),
@@ -201,7 +255,8 @@ class Prepare:
 def expand_image_pads(
   ids: list[int], image_pad_id: int, counts: list[int]
 ) -> list[int]:
-  """Replaces the i-th `<|image_pad|>` by counts[i] copies of it."""
+  """Replaces the i-th `<|image_pad|>` by counts[i] copies of it (also
+  used for `<|AUDIO|>`, with the clip's token count)."""
   out, i = [], 0
   for t in ids:
     if t == image_pad_id:

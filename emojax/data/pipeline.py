@@ -9,7 +9,9 @@
 
 Batches use Hugging Face names (`input_ids`, `attention_mask`,
 `pixel_values` [sum N, C*tp*p*p] over the batch's images in token order,
-`image_grid_thw` [num_images, 3]), so the model takes them unchanged. SFT
+`image_grid_thw` [num_images, 3]; with clips `input_features` [clips, mel,
+frames] and `audio_feature_lengths` [clips], in row order), so the model
+takes them unchanged. SFT
 batches add `loss_mask` (assistant tokens only) and, when packing,
 `segment_ids` (0 = padding) and `positions`; rollout batches are left-padded
 prompts. Host-side lists `labels`, `AUs`, `text`, `caption`, `source`,
@@ -61,6 +63,11 @@ def make_dataset(
   """An IterDataset of batches; `iter()` it for a checkpointable iterator."""
   """`tokenizer`: a Tokenizer, or its folder (needed with worker_count>0)."""
   errors.check_policy(cfg.on_bad_example)
+  if cfg.packing and cfg.example.audio_frames:
+    raise ValueError(
+      "packing with clips is not supported: a batch carries one clip per "
+      "row. Set packing=False for a model that listens."
+    )
   prepare = Prepare(tokenizer, cfg.example)
   shard = shard or shard_options()
   ds = grain.MapDataset.source(source)
@@ -186,6 +193,12 @@ class BatchIterator(grain.DatasetIterator):
       "source": [ex["source"] for ex in examples],
       "line": [ex["line"] for ex in examples],
     }
+    clips = [ex for ex in examples if ex.get("input_features") is not None]
+    if clips:  # [clips, mel, frames] in row order, as the processor's
+      batch["input_features"] = np.stack([ex["input_features"] for ex in clips])
+      batch["audio_feature_lengths"] = np.asarray(
+        [ex["feature_len"] for ex in clips], np.int32
+      )
     if self._cfg.example.mode == "sft":
       batch["loss_mask"] = loss_mask_BT
     if self._cfg.packing:

@@ -126,14 +126,16 @@ R1_SYSTEM = (
   "<answer> </answer> tags, respectively, i.e., <think> reasoning process "
   "here </think><answer> answer here </answer>."
 )
-# EmotionThinker's question (same script) after the clip: emojax has no
-# audio tower, so the clip arrives as its transcript and the prosody cues
-# EmotionCoT labels it with; the options are emojax's label nouns.
-_EMOTION_THINKER = (
-  'Transcript: "{Text}"\n'
-  "How it sounds: {Cues}\n"
+# EmotionThinker's question (same script), asked after the clip by a model
+# that hears it; the options are emojax's label nouns.
+_EMOTION_THINKER_LISTEN = (
   "What is the emotion expressed in this audio clip? Please choose one from "
   "the following options: {Emotions}."
+)
+# The text stand-in: the clip arrives as its transcript and the prosody
+# cues EmotionCoT labels it with, then the same question.
+_EMOTION_THINKER = (
+  'Transcript: "{Text}"\nHow it sounds: {Cues}\n' + _EMOTION_THINKER_LISTEN
 )
 
 
@@ -264,11 +266,25 @@ def emotion_thinker(
   )
 
 
+def emotion_thinker_listen(
+  emotions: Iterable[str] = facs.LABEL_SETS["emotion_thinker"],
+) -> str:
+  """EmotionThinker's question as its model card asks it after the clip
+  (the model hears the prosody: no transcript, no cue labels)."""
+  emotion_list(emotions)  # Checks the words.
+  return _EMOTION_THINKER_LISTEN.format(Emotions=", ".join(emotions))
+
+
 def messages(
-  prompt_text: str, *, image: bool = True, system: str | None = None
+  prompt_text: str,
+  *,
+  image: bool = True,
+  audio: bool = False,
+  system: str | None = None,
 ) -> list[dict]:
-  """One user turn in HF chat format, the image item before the text."""
+  """One user turn in HF chat format: the image or clip, then the text."""
   content: list[dict] = [{"type": "image"}] if image else []
+  content += [{"type": "audio"}] if audio else []
   content.append({"type": "text", "text": prompt_text})
   turns = [{"role": "system", "content": system}] if system else []
   return turns + [{"role": "user", "content": content}]

@@ -29,7 +29,8 @@ from tokenizers import decoders, models, normalizers, pre_tokenizers, trainers
 from emojax.data import synth
 
 # Qwen2.5-VL-*-Instruct's chat template (tokenizer_config.json on the Hub),
-# used when a folder brings none.
+# used when a folder brings none, with Qwen2.5-Omni's audio item added (a
+# clip renders as its start, placeholder and end tokens).
 QWEN2_5_VL_CHAT_TEMPLATE = (
   "{% set image_count = namespace(value=0) %}"
   "{% set video_count = namespace(value=0) %}"
@@ -48,6 +49,8 @@ QWEN2_5_VL_CHAT_TEMPLATE = (
   "{% set video_count.value = video_count.value + 1 %}"
   "{% if add_vision_id %}Video {{ video_count.value }}: {% endif %}"
   "<|vision_start|><|video_pad|><|vision_end|>"
+  "{% elif content['type'] == 'audio' or 'audio' in content %}"
+  "<|audio_bos|><|AUDIO|><|audio_eos|>"
   "{% elif 'text' in content %}{{ content['text'] }}{% endif %}"
   "{% endfor %}<|im_end|>\n"
   "{% endif %}{% endfor %}{% if add_generation_prompt %}"
@@ -64,6 +67,9 @@ SPECIAL_TOKENS = (
   "<|image_pad|>",
   "<|video_pad|>",
 )
+# Qwen2.5-Omni's audio placeholder, start and end (in Qwen's id order); only
+# the `audio` variant of the default tokenizer has them.
+AUDIO_TOKENS = ("<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>")
 # Reasoning tags kept whole but not special, so decoded text keeps them.
 TAG_TOKENS = ("<think>", "</think>", "<answer>", "</answer>")
 # Qwen2's pre-tokenizer split pattern (tokenizer.json of Qwen2/2.5 models).
@@ -309,6 +315,10 @@ class Tokenizer:
   def vision_end_id(self) -> int:
     return self.token_id("<|vision_end|>")
 
+  @property
+  def audio_pad_id(self) -> int:
+    return self.token_id("<|AUDIO|>")
+
   def save(self, path: str | os.PathLike) -> None:
     """Writes tokenizer.json and tokenizer_config.json (HF layout)."""
     root = pathlib.Path(path)
@@ -396,26 +406,34 @@ def build_default(
   return result
 
 
-def default_dir() -> pathlib.Path:
+def default_dir(audio: bool = False) -> pathlib.Path:
   """Where the default tokenizer is cached ($EMOJAX_CACHE or ~/.cache)."""
   cache = os.environ.get("EMOJAX_CACHE") or os.path.join(
     os.path.expanduser("~"), ".cache", "emojax"
   )
-  return pathlib.Path(cache) / "tokenizer" / DEFAULT_NAME
+  name = DEFAULT_NAME + ("-audio" if audio else "")
+  return pathlib.Path(cache) / "tokenizer" / name
 
 
 def _default_corpus() -> Iterable[str]:
   return synth.text_corpus(seed=0, n=4000)
 
 
-def ensure_default() -> Tokenizer:
-  """Loads the default tokenizer, building it on first use."""
-  target = default_dir()
+def ensure_default(audio: bool = False) -> Tokenizer:
+  """Loads the default tokenizer, building it on first use.
+
+  `audio` adds Qwen2.5-Omni's audio tokens (AUDIO_TOKENS) after every id
+  of the plain one, so the two agree on all other ids.
+  """
+  target = default_dir(audio)
   if not (target / "tokenizer.json").exists():
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = pathlib.Path(tempfile.mkdtemp(dir=target.parent, prefix=".build-"))
     try:
-      build_default(tmp, _default_corpus())
+      if audio:
+        with_audio(ensure_default()).save(tmp)
+      else:
+        build_default(tmp, _default_corpus())
       # Another process may have finished first; its files are identical.
       if not target.exists():
         os.replace(tmp, target)
@@ -425,6 +443,19 @@ def ensure_default() -> Tokenizer:
     finally:
       shutil.rmtree(tmp, ignore_errors=True)
   return Tokenizer.from_dir(target)
+
+
+def with_audio(tok: Tokenizer) -> Tokenizer:
+  """A copy of `tok` with AUDIO_TOKENS appended as special tokens and the
+  default chat template (which renders audio items)."""
+  inner = tokenizers.Tokenizer.from_str(tok.tokenizer.to_str())
+  inner.add_special_tokens(
+    [
+      tokenizers.AddedToken(t, special=True, normalized=False)
+      for t in AUDIO_TOKENS
+    ]
+  )
+  return Tokenizer(inner, special=tok.special, config=tok.config)
 
 
 def main(argv: Sequence[str]) -> int:

@@ -17,6 +17,8 @@ an attack-decay envelope, with short pauses between words. The cues set:
 A `whisper` record is unvoiced: noise through the same formants, no pitch
 (the class is a voice quality rather than a prosody profile). It is a
 vocoder-free caricature of speech, enough to carry the cues, not a TTS.
+Prepared `prosody_synth` copies hold these clips: bump
+`EmojaxProsodySynth.VERSION` when the sound changes.
 """
 
 from __future__ import annotations

@@ -69,10 +69,14 @@ def load_model(folder: str) -> tuple[ModelConfig, object, str | None]:
 
 
 def read_split(
-  data_dir: str, split: str, builder_cls=facial_r1.EmojaxFacialR1
+  data_dir: str,
+  split: str,
+  builder_cls=facial_r1.EmojaxFacialR1,
+  **builder_kwargs,
 ) -> list[dict]:
   """Every row of `split` (`data_dir/<split>.jsonl`), in file order, read
-  by a JSONL builder (Facial-R1's layout unless given another)."""
+  by a JSONL builder (Facial-R1's layout unless given another; e.g.
+  `audio=True` for a speech builder's clips)."""
   if not os.path.exists(os.path.join(data_dir, f"{split}.jsonl")):
     raise FileNotFoundError(
       f"--data_dir={data_dir} has no {split}.jsonl; pass the folder "
@@ -89,7 +93,9 @@ def read_split(
         src = os.path.join(os.path.abspath(data_dir), name)
         os.symlink(src, os.path.join(manual, name))
     builder = builder_cls(
-      data_dir=os.path.join(tmp, "tfds"), file_format="array_record"
+      data_dir=os.path.join(tmp, "tfds"),
+      file_format="array_record",
+      **builder_kwargs,
     )
     builder.download_and_prepare(
       download_config=tfds.download.DownloadConfig(manual_dir=manual)
@@ -161,9 +167,14 @@ def decode(
   # A text model's rows carry no image; its batches' empty image arrays
   # are not inputs.
   keys = _GENERATE_KEYS if cfg.vision is not None else _GENERATE_KEYS[:2]
+  if cfg.audio is not None:  # batches of rows with clips carry them
+    keys += ("input_features", "audio_feature_lengths")
   for batch in batches:
     n = len(batch["labels"])
-    inputs = {k: batch[k] for k in keys}
+    inputs = {k: batch[k] for k in keys if k in batch}
+    if not len(inputs.get("pixel_values", [None])):  # rows without images
+      inputs.pop("pixel_values")
+      inputs.pop("image_grid_thw")
     inputs["input_ids"] = inputs["input_ids"][:n]
     inputs["attention_mask"] = inputs["attention_mask"][:n]
     rng, key = jax.random.split(rng)

@@ -327,8 +327,20 @@ def tiny_omni(vocab_size: int = 512) -> ModelConfig:
   )
 
 
+def tiny_audio(vocab_size: int = 512) -> ModelConfig:
+  """`tiny_text` that listens: `tiny_omni`'s audio tower, no vision tower
+  (a speech recipe's embedded model). The audio placeholder id is fitted
+  to the tokenizer by the caller."""
+  text = tiny_text(vocab_size)
+  return text.replace(
+    family="qwen2_5_omni",
+    audio=tiny_omni(vocab_size).audio.replace(output_dim=text.hidden_size),
+  )
+
+
 PRESETS.update(
   qwen2_5_vl_7b=qwen2_5_vl_7b,
+  tiny_audio=tiny_audio,
   tiny_vlm=tiny_vlm,
   qwen2_5_omni_7b=qwen2_5_omni_7b,
   tiny_omni=tiny_omni,

@@ -1,8 +1,9 @@
 """Host-side batch surgery: device keys, row slices, repeats, VLM prep.
 
 Pipeline batches carry one image (or none) per row, with `pixel_values`
-concatenated over the batch's images in row order; slicing or repeating
-rows must carry each row's patches along.
+concatenated over the batch's images in row order, and one clip (or none)
+per row, `input_features` stacked over the clips in row order; slicing or
+repeating rows must carry each row's patches and clip along.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import jax
 import numpy as np
 
 from emojax import multihost, sharding
-from emojax.model import vlm
+from emojax.model import audio_lm, vlm
 from emojax.model.config import ModelConfig
 
 DEVICE_KEYS = (
@@ -23,8 +24,11 @@ DEVICE_KEYS = (
   "position_ids",
   "pixel_values",
   "image_grid_thw",
+  "input_features",
+  "audio_feature_lengths",
   "loss_mask",
 )
+CLIP_KEYS = ("input_features", "audio_feature_lengths")
 # Keys whose rows are the batch's rows and whose columns are its tokens.
 ROW_KEYS = ("input_ids", "attention_mask", "loss_mask", "segment_ids")
 
@@ -46,13 +50,31 @@ def _image_rows(cfg: ModelConfig, batch: Mapping) -> tuple[np.ndarray, list]:
   return image_of_B, slices
 
 
+def _clip_rows(cfg: ModelConfig, batch: Mapping) -> np.ndarray:
+  """Per row: its clip index (rows holding `<|AUDIO|>`, in order) or -1."""
+  n = len(batch["input_ids"])
+  if batch.get("input_features") is None or cfg.audio is None:
+    return np.full(n, -1)
+  has_clip_B = (np.asarray(batch["input_ids"]) == cfg.audio_token_id).any(1)
+  if has_clip_B.sum() != len(batch["input_features"]):
+    raise ValueError(
+      f"{has_clip_B.sum()} rows hold audio tokens but the batch has "
+      f"{len(batch['input_features'])} clips; emojax batches carry one clip "
+      "per row, in row order (the pipeline's, unpacked: packing several "
+      "examples with clips into a row is not supported)."
+    )
+  return np.where(has_clip_B, np.cumsum(has_clip_B) - 1, -1)
+
+
 def take_rows(cfg: ModelConfig, batch: Mapping, rows) -> dict:
-  """The batch restricted (or repeated) to `rows`, images following."""
+  """The batch restricted (or repeated) to `rows`, images and clips
+  following."""
   rows = np.asarray(rows)
   image_of_B, slices = _image_rows(cfg, batch)
+  clip_of_B = _clip_rows(cfg, batch)
   out = {}
   for key, value in batch.items():
-    if key in ("pixel_values", "image_grid_thw"):
+    if key in ("pixel_values", "image_grid_thw", *CLIP_KEYS):
       continue
     if (
       isinstance(value, np.ndarray)
@@ -72,6 +94,10 @@ def take_rows(cfg: ModelConfig, batch: Mapping, rows) -> dict:
       [pixels[slices[i]] for i in images] or [pixels[:0]]
     )
     out["image_grid_thw"] = grid[images] if images else grid[:0]
+  clips = [int(clip_of_B[r]) for r in rows if clip_of_B[r] >= 0]
+  if clips:
+    for key in CLIP_KEYS:
+      out[key] = np.asarray(batch[key])[clips]
   return out
 
 
@@ -108,7 +134,8 @@ def trim(batch: dict, bucket: int) -> dict:
 
 def device_batch(cfg: ModelConfig, batch: Mapping, bucket: int = 32) -> dict:
   """The arrays jit sees: host lists dropped, padding trimmed to `bucket`
-  columns, VLM positions/layout added."""
+  columns, clips checked against their placeholders, VLM positions/layout
+  added."""
   out = {k: np.asarray(batch[k]) for k in DEVICE_KEYS if k in batch}
   if "positions" in batch:
     out["positions"] = np.asarray(batch["positions"])
@@ -117,6 +144,11 @@ def device_batch(cfg: ModelConfig, batch: Mapping, bucket: int = 32) -> dict:
   if "positions" in out:
     positions = out.pop("positions")
     out.setdefault("position_ids", positions)
+  if cfg.audio is None:
+    for key in CLIP_KEYS:
+      out.pop(key, None)
+  else:
+    audio_lm.check_batch(cfg, out)
   if cfg.vision is None:
     out.pop("pixel_values", None)
     out.pop("image_grid_thw", None)

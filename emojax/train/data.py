@@ -49,13 +49,23 @@ def builder(cfg) -> Splits:
       f"config.data.dataset={cfg.dataset!r}; choose one of {sorted(BUILDERS)}."
     )
   kwargs = {}
+  listens = bool(cfg.get("audio", False))
+  if cfg.dataset in ("emotion_cot", "prosody_synth"):
+    kwargs["audio"] = listens
+  elif listens:
+    raise ValueError(
+      f"config.data.audio=True but {cfg.dataset!r} has no clips; the "
+      "speech data sets are emotion_cot and prosody_synth."
+    )
   if cfg.dataset == "prosody_synth":
     kwargs["config"] = prosody_synth.ProsodySynthConfig(
-      name=f"n{cfg.num_train}-{cfg.num_sft}-{cfg.num_test}-s{cfg.seed}",
+      name=f"n{cfg.num_train}-{cfg.num_sft}-{cfg.num_test}-s{cfg.seed}"
+      + ("-audio" if listens else ""),
       num_train=cfg.num_train,
       num_test=cfg.num_test,
       num_sft=cfg.num_sft,
       seed=cfg.seed,
+      audio=listens,
     )
   if cfg.dataset == "facs_synth":
     kwargs["config"] = facs_synth.FacsSynthConfig(
@@ -108,7 +118,10 @@ def prepared_dir(cfg, manual: str | None) -> str:
   if not manual:
     return root
   manual = os.path.realpath(manual)
-  key = json.dumps([manual, cfg.on_bad_example, _annotations(manual)])
+  key = [manual, cfg.on_bad_example, _annotations(manual)]
+  if cfg.get("audio", False):  # A copy with clips is another copy.
+    key.append("audio")
+  key = json.dumps(key)
   digest = hashlib.sha256(key.encode()).hexdigest()[:12]
   return os.path.join(root, f"{os.path.basename(manual)}-{digest}")
 
@@ -191,7 +204,31 @@ def example_config(
     prompt=task_prompt(cfg, prompt),
     system=cfg.system or None,
     image=image_config(model_cfg, cfg),
+    **audio_config(model_cfg, cfg),
   )
+
+
+def audio_config(model_cfg, cfg) -> dict:
+  """ExampleConfig's listening fields: with `cfg.audio` the model hears
+  each row's clip (it needs an audio tower); without, no clips."""
+  if not cfg.get("audio", False):
+    return {}
+  if model_cfg.audio is None:
+    raise ValueError(
+      "config.data.audio=True but the model has no audio tower; use a "
+      "model that listens (preset tiny_audio, or a Qwen2.5-Omni "
+      "checkpoint in model.hf_dir) or set config.data.audio=False."
+    )
+  seconds = float(cfg.get("audio_seconds", 10.0))
+  if not 0.03 <= seconds <= 30.0:
+    raise ValueError(
+      f"config.data.audio_seconds={seconds}; the clip budget must be in "
+      "[0.03, 30] seconds (Whisper's window is 30 s)."
+    )
+  return {
+    "audio_frames": int(round(100 * seconds)),
+    "num_mel_bins": model_cfg.audio.num_mel_bins,
+  }
 
 
 def iterator(

@@ -51,7 +51,9 @@ def tokenizer(config) -> tokenizer_lib.Tokenizer:
     return tokenizer_lib.Tokenizer.from_dir(config.model.tokenizer_dir)
   if config.model.hf_dir:
     return tokenizer_lib.Tokenizer.from_dir(config.model.hf_dir)
-  return tokenizer_lib.ensure_default()
+  preset = config_lib.PRESETS.get(config.model.preset)
+  listens = preset is not None and preset().audio is not None
+  return tokenizer_lib.ensure_default(audio=listens)
 
 
 def model_config(config, tok) -> config_lib.ModelConfig:
@@ -81,6 +83,16 @@ def model_config(config, tok) -> config_lib.ModelConfig:
       eos_token_ids=tuple(tok.eos_ids),
       pad_token_id=tok.pad_id,
     )
+    if cfg.audio is not None:
+      try:
+        cfg = cfg.replace(audio_token_id=tok.audio_pad_id)
+      except KeyError:
+        raise ValueError(
+          f"config.model.preset={m.preset!r} listens but the tokenizer "
+          "has no <|AUDIO|> token; leave config.model.tokenizer_dir empty "
+          "(emojax's default audio tokenizer) or point it at a "
+          "Qwen2.5-Omni tokenizer."
+        ) from None
   return cfg.replace(
     dtype=m.dtype,
     param_dtype=m.param_dtype,

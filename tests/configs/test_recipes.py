@@ -33,7 +33,14 @@ VARIANTS = {
     "human_omni_v2,qwen2_5_vl_7b",
   ),
   "text_classifier": ("", "smoke", "qwen2_5_1_5b"),
-  "emotion_thinker": ("", "smoke", "qwen2_5_7b"),
+  "emotion_thinker": (
+    "",
+    "smoke",
+    "qwen2_5_7b",
+    "listen",
+    "smoke,listen",
+    "qwen2_5_7b,listen",
+  ),
 }
 CASES = [(n, v) for n, vs in VARIANTS.items() for v in vs]
 THINK = "<think>the mouth corners turn up (AU12)</think>"
@@ -347,6 +354,29 @@ def test_emotion_thinker_smoke_runs_sft_and_grpo_ptr(tmp_path, monkeypatch):
   assert history["evals"]["1-grpo"]["emotion/count"] == 4.0
   table = next((workdir / "completions").glob("1-grpo-*.html")).read_text()
   assert "<th>trust_reasoning</th>" in table
+
+
+def test_emotion_thinker_listen_smoke_hears_the_clips(tmp_path, monkeypatch):
+  """The listening variant: spoken clips through the tiny audio tower in
+  the traced steps (SFT, rollout, the GRPO step), and the evals score them."""
+  from emojax.model import audio
+
+  traced = []
+  encode = audio.encode
+  monkeypatch.setattr(
+    audio, "encode", lambda *a, **k: traced.append(1) or encode(*a, **k)
+  )
+  c = _config("emotion_thinker", "smoke,listen")
+  c.sft.steps, c.rl.steps = 2, 1
+  history, workdir = _smoke(c, tmp_path, monkeypatch)
+  assert set(history["evals"]) == {"base", "0-sft", "1-grpo"}
+  assert history["evals"]["1-grpo"]["emotion/count"] == 4.0
+  assert len(traced) >= 4
+  prompt = prompts.emotion_thinker_listen(c.data.emotions)
+  example = data.example_config(
+    setup.model_config(c, setup.tokenizer(c)), c.data, "sft", "task", "x"
+  )
+  assert example.audio_frames == 800 and "Transcript" not in prompt
 
 
 def test_text_classifier_smoke_runs_text_only(tmp_path, monkeypatch):

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emojax.data import errors, pipeline, synth
+from emojax.data import audio_features, audio_io, errors, pipeline, synth, voice
 from emojax.data import examples as examples_lib
 from emojax.data import image_processor as ip
 from emojax.data import tokenizer as tokenizer_lib
+from emojax.model import audio
 
 IMAGE = ip.ImageProcessorConfig(min_pixels=56 * 56, max_pixels=56 * 56 * 4)
 THINK = "<think>cheeks raised (AU6), lip corners pulled (AU12)</think>"
@@ -236,3 +237,58 @@ def test_too_long_fails_with_row_and_fix(tok):
 def test_bad_policy_name_refused(tok):
   with pytest.raises(ValueError, match="on_bad_example='drop'"):
     pipeline.make_dataset([_row(0)], tok, _cfg(on_bad_example="drop"))
+
+
+def _clip_row(i: int, seconds: float) -> dict:
+  record = {"transcription": "we are painting the fence", "emotion": "happy"}
+  wave = voice.render(record | {"speed_level": "fast"}, seed=i)
+  wave = wave[: int(seconds * audio_features.SAMPLING_RATE)]
+  return _row(i, image=b"", text=b"", audio=audio_io.encode(wave))
+
+
+def test_clips_become_features_and_audio_tokens(tok):
+  """Listening rows: Whisper features of each clip, and its <|AUDIO|> run
+  as long as Qwen2.5-Omni's processor makes it."""
+  heard = tokenizer_lib.with_audio(tok)
+  rows = [_clip_row(0, 0.9), _clip_row(1, 1.3)]
+  example = {"audio_frames": 300, "mode": "rollout"}
+  batch = _batches(rows, heard, _cfg(shuffle=False, example=example))[0]
+  assert batch["input_features"].shape == (2, 128, 300)
+  np.testing.assert_array_equal(batch["audio_feature_lengths"], [90, 130])
+  runs = (batch["input_ids"] == heard.audio_pad_id).sum(1)
+  np.testing.assert_array_equal(runs, audio.num_tokens(np.array([90, 130])))
+  want, _ = audio_features.log_mel(
+    audio_io.read(rows[1]["audio"]), max_frames=300
+  )
+  np.testing.assert_array_equal(batch["input_features"][1], want)
+  for frames in range(3, 400):  # the data side's count is the tower's
+    assert audio_features.num_audio_tokens(frames) == audio.num_tokens(frames)
+
+
+def test_a_listening_row_without_a_clip_is_a_bad_row(tok):
+  heard = tokenizer_lib.with_audio(tok)
+  rows = [_clip_row(0, 0.9), _row(1, image=b"", audio=b"")]
+  cfg = _cfg(
+    shuffle=False, example={"audio_frames": 300}, on_bad_example="skip"
+  )
+  it = iter(pipeline.make_dataset(rows, heard, cfg, _one_shard()))
+  batches = list(it)
+  assert [b["line"] for b in batches] == [[1]]
+  assert len(batches[0]["input_features"]) == 1
+  assert it.bad_examples.reasons[0].startswith("fixture.jsonl:2 field")
+  assert "no clip, and the model listens" in it.bad_examples.reasons[0]
+
+
+def test_clips_too_short_or_too_long_for_the_budget(tok):
+  heard = tokenizer_lib.with_audio(tok)
+  short = _row(0, image=b"", audio=audio_io.encode(np.zeros(300, np.float32)))
+  cfg = _cfg(example={"audio_frames": 50}, on_bad_example="skip")
+  it = iter(pipeline.make_dataset([short, _clip_row(1, 1.3)], heard, cfg))
+  (batch,) = list(it)
+  assert "under 30 ms: no audio token" in it.bad_examples.reasons[0]
+  # A clip over the budget is cut to it: 50 frames, their 12 tokens.
+  np.testing.assert_array_equal(batch["audio_feature_lengths"], [50])
+  assert (batch["input_ids"] == heard.audio_pad_id).sum() == 12
+  packed = _cfg(example={"audio_frames": 50}, packing=True)
+  with pytest.raises(ValueError, match="packing with clips"):
+    pipeline.make_dataset([short], heard, packed)

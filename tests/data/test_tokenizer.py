@@ -202,3 +202,24 @@ def test_ensure_default_builds_once_into_the_cache(tmp_path, monkeypatch):
   assert [p.name for p in (tmp_path / "tokenizer").iterdir()] == [
     tk.DEFAULT_NAME
   ]
+
+
+def test_the_audio_variant_appends_the_audio_tokens(tmp_path, monkeypatch):
+  monkeypatch.setenv("EMOJAX_CACHE", str(tmp_path))
+  monkeypatch.setattr(tk, "_default_corpus", lambda: synth.text_corpus(0, 50))
+  plain, heard = tk.ensure_default(), tk.ensure_default(audio=True)
+  assert heard.vocab_size == plain.vocab_size + 3
+  assert [heard.token_id(t) for t in tk.AUDIO_TOKENS] == [
+    plain.vocab_size + i for i in range(3)
+  ]
+  for text in TEXTS:  # every other id is the plain tokenizer's
+    assert heard.encode(text) == plain.encode(text)
+  chat = prompts.messages("what do you hear?", image=False, audio=True)
+  ids = heard.encode(heard.apply_chat_template(chat))
+  a = heard.audio_pad_id
+  assert ids[ids.index(a) - 1 : ids.index(a) + 2] == [a + 1, a, a + 2]
+  # transformers reads the folder the same way.
+  hf = transformers.PreTrainedTokenizerFast(
+    tokenizer_file=str(tk.default_dir(audio=True) / "tokenizer.json")
+  )
+  assert hf.encode("<|audio_bos|><|AUDIO|><|audio_eos|>") == [a + 1, a, a + 2]

@@ -234,7 +234,7 @@ def test_a_config_decodes_with_its_training_prompt(tmp_path, monkeypatch):
   cfg = config_lib.tiny_vlm(600)
   monkeypatch.setattr(decode, "load_model", lambda _: (cfg, None, None))
   monkeypatch.setattr(decode, "read_split", lambda *_: [])
-  monkeypatch.setattr(tokenizer_lib, "ensure_default", lambda: None)
+  monkeypatch.setattr(tokenizer_lib, "ensure_default", lambda **_: None)
 
   def spy(params, cfg, rows, tok, dc, example):
     seen.update(dc=dc, example=example)

@@ -15,6 +15,7 @@ from PIL import Image
 
 from emojax.data import audio_features, audio_io, synth
 from emojax.data.tfds import emotion_cot
+from emojax.eval import decode
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "launch" / "make_data.py"
@@ -196,3 +197,11 @@ def test_prosody_synth_writes_emotion_cot_with_clips(tmp_path):
   got = list(builder.as_data_source("train"))
   want = [emotion_cot.label(r["emotion"], "", 0, "") for r in train]
   assert sorted(ex["labels"][0].decode() for ex in got) == sorted(want)
+  # launch/eval.py's reader of one split keeps the clips beside it.
+  rows = decode.read_split(
+    str(out), "test", emotion_cot.EmojaxEmotionCot, audio=True
+  )
+  want = [
+    (out / r["audio_path"]).read_bytes() for r in _rows(out / "test.jsonl")
+  ]
+  assert [bytes(r["audio"]) for r in rows] == want

@@ -6,7 +6,8 @@ data; decoding happens in the pipeline, where a corrupt file is a bad row
 under the policy), `labels` and `AUs` (lists of str), `description` (the
 reasoning, `<think>...</think><answer>...</answer>` where present),
 `caption`, `text`, and provenance: `source` (file) and `line` (1-based line
-or row number in it).
+or row number in it). Speech builders add `audio`, the clip's WAV bytes
+(b"" when not read).
 """
 
 import inspect
@@ -24,10 +25,14 @@ from emojax.data import errors, facs
 VERSION = tfds.core.Version("1.0.0")
 
 
-def features() -> tfds.features.FeaturesDict:
+def features(audio: bool = False) -> tfds.features.FeaturesDict:
+  """The shared features; `audio` adds the clip's WAV bytes (speech
+  builders only, so image data sets keep their prepared copies)."""
   text = tfds.features.Text()
+  extra = {"audio": tfds.features.Tensor(shape=(), dtype=np.object_)}
   return tfds.features.FeaturesDict(
     {
+      **(extra if audio else {}),
       "image": tfds.features.Tensor(shape=(), dtype=np.object_),
       "labels": tfds.features.Sequence(text),
       "AUs": tfds.features.Sequence(text),
@@ -50,9 +55,12 @@ def example(
   description: str = "",
   caption: str = "",
   text: str = "",
+  audio: bytes | None = None,
 ) -> tuple[str, dict]:
-  """(key, features) with every field filled."""
+  """(key, features) with every field filled (`audio`: speech builders)."""
+  clip = {} if audio is None else {"audio": audio}
   return f"{source}:{line}", {
+    **clip,
     "image": image,
     "labels": list(labels),
     "AUs": list(aus),
@@ -74,6 +82,7 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   VERSION = VERSION
   HOMEPAGE = ""
   DESCRIPTION = ""
+  HAS_AUDIO = False  # Rows carry an `audio` feature (WAV bytes, b"": none).
 
   def __init__(self, *, on_bad_example: str = "fail", **kwargs):
     self.bad_examples = errors.BadExampleLog(
@@ -91,7 +100,7 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
       description=self.DESCRIPTION,
-      features=features(),
+      features=features(audio=self.HAS_AUDIO),
       homepage=self.HOMEPAGE,
     )
 
@@ -132,19 +141,27 @@ def split_name(stem: str) -> str:
 
 
 def read_image(path: epath.Path, source: str, line: int) -> bytes:
-  """The file's bytes (not decoded); missing or empty is a bad row."""
+  """The image file's bytes (not decoded); missing or empty is a bad row."""
+  return read_file(path, source, line, what="image", field="image")
+
+
+def read_file(
+  path: epath.Path, source: str, line: int, *, what: str, field: str
+) -> bytes:
+  """A row's media file's bytes (`what`: 'image', 'audio'; `field` names
+  the row's field); missing or empty is a bad row."""
   if not path.exists():
     raise errors.BadExampleError(
-      f"image {path} does not exist.",
+      f"{what} {path} does not exist.",
       source=source,
       line=line,
-      field="image",
+      field=field,
       fix="add the file or remove the row.",
     )
   data = path.read_bytes()
   if not data:
     raise errors.BadExampleError(
-      f"image {path} is empty.", source=source, line=line, field="image"
+      f"{what} {path} is empty.", source=source, line=line, field=field
     )
   return data
 

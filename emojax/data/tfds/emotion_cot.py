@@ -1,4 +1,4 @@
-"""EmotionCoT (EmotionThinker's speech-emotion CoT annotations), text only.
+"""EmotionCoT (EmotionThinker's speech-emotion CoT annotations), and its clips.
 
 Layout (dingdongwang/EmotionThinker README and `EmotionCoT/pipeline/`):
 JSON Lines, one record per clip, with `audio_path`, the transcript
@@ -12,9 +12,12 @@ the prosody labels (`gender`, `age_level`, `pitch_level`, `energy_level`,
 manual_dir, named by file stem. The released files' exact field names are
 UNVERIFIED: the aliases cover the ones the pipeline's code names.
 
-emojax has no audio tower, so `audio_path` is not read: a row's `text` is
-its transcript and its `caption` the prosody cues in
-`emojax.data.prosody`'s form; the model reads them as text. Labels become
+A row's `text` is its transcript and its `caption` the prosody cues in
+`emojax.data.prosody`'s form (a recipe may show them as text). With
+`audio=True` (`config.data.audio`, for models that listen) the file at
+`audio_path`, relative to the JSONL file, is kept as the row's `audio`
+(WAV bytes; a missing file is a bad row); otherwise `audio` is b"" and the
+clips need not be there. Labels become
 label nouns (`happy` -> happiness, `confused` -> confusion, `contempt or
 disgust` -> disgust) from `facs.LABEL_SETS['emotion_thinker']`;
 `description` is `<think>reasoning</think><answer>label</answer>` when the
@@ -23,6 +26,7 @@ record has reasoning.
 
 import json
 
+import tensorflow_datasets as tfds
 from etils import epath
 
 from emojax.data import errors, facs, prosody
@@ -63,13 +67,22 @@ class EmojaxEmotionCot(common.ManualBuilder):
   """One split per `*.jsonl` / `*.json` in manual_dir (split = file stem)."""
 
   name = "emojax_emotion_cot"
+  # 1.1.0: the `audio` feature.
+  VERSION = tfds.core.Version("1.1.0")
+  HAS_AUDIO = True
   HOMEPAGE = "https://huggingface.co/datasets/ddwang2000/EmotionCoT"
-  DESCRIPTION = "EmotionCoT prosody labels and emotion reasoning (no audio)."
+  DESCRIPTION = "EmotionCoT prosody labels, emotion reasoning and clips."
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
-  Put EmotionCoT's annotation files (JSON Lines: transcription, emotion,
-  prosody levels, reasoning) in manual_dir, one file per split (e.g.
-  train.jsonl, test.jsonl). The audio is not read.
+  Put EmotionCoT's annotation files (JSON Lines: audio_path, transcription,
+  emotion, prosody levels, reasoning) in manual_dir, one file per split
+  (e.g. train.jsonl, test.jsonl), and, for a model that listens
+  (config.data.audio=True), the WAV files at the records' audio_path,
+  relative to the JSONL file.
   """
+
+  def __init__(self, *, audio: bool = False, **kwargs):
+    self.read_audio = audio
+    super().__init__(**kwargs)
 
   def _split_generators(self, dl_manager):
     root = self._manual_root(dl_manager)
@@ -86,17 +99,34 @@ class EmojaxEmotionCot(common.ManualBuilder):
 
   def _generate_examples(self, file: epath.Path):
     yield from self._parse_all(
-      _records(file), lambda item: self._parse(file.name, *item)
+      _records(file), lambda item: self._parse(file, *item)
     )
 
-  def _parse(self, source: str, line: int, row):
+  def _parse(self, file: epath.Path, line: int, row):
     if isinstance(row, bytes):
-      row = common.json_object(row, source, line)
+      row = common.json_object(row, file.name, line)
       if row is None:
         return None
-    return self._example(source, line, common.checked_object(row, source, line))
+    row = common.checked_object(row, file.name, line)
+    clip = self._clip(file, line, row) if self.read_audio else b""
+    return self._example(file.name, line, row, clip)
 
-  def _example(self, source: str, line: int, row: dict):
+  def _clip(self, file: epath.Path, line: int, row: dict) -> bytes:
+    if not row.get("audio_path"):
+      raise errors.BadExampleError(
+        "no audio_path, and config.data.audio asks for the clip.",
+        source=file.name,
+        line=line,
+        field="audio_path",
+        fix="add the clip's path (relative to the JSONL file), or set "
+        "config.data.audio=False for a text-only recipe.",
+      )
+    path = file.parent / str(row["audio_path"])
+    return common.read_file(
+      path, file.name, line, what="audio", field="audio_path"
+    )
+
+  def _example(self, source: str, line: int, row: dict, clip: bytes = b""):
     field, value = _first(row, LABEL_FIELDS)
     if field is None:
       raise errors.BadExampleError(
@@ -126,6 +156,7 @@ class EmojaxEmotionCot(common.ManualBuilder):
       description=description,
       caption=prosody.caption(cues),
       text=str(transcript or "").strip(),
+      audio=clip,
     )
 
 

@@ -3,14 +3,16 @@
 Records from `emojax.data.speech_synth` in EmotionCoT's layout, read by
 the EmotionCoT builder's own parser, so a synthetic row and a real one
 become the same example. Each split has its own seed; `sft` carries the
-reasoning. With a manual_dir of JSONL files it reads those instead.
+reasoning. With `audio` (a config field) each record's clip is spoken by
+`emojax.data.voice` and kept as the row's `audio`. With a manual_dir of
+JSONL files it reads those instead.
 """
 
 import dataclasses
 
 import tensorflow_datasets as tfds
 
-from emojax.data import speech_synth
+from emojax.data import audio_io, speech_synth, voice
 from emojax.data.tfds import emotion_cot
 
 
@@ -20,15 +22,16 @@ class ProsodySynthConfig(tfds.core.BuilderConfig):
   num_test: int = 200
   num_sft: int = 200
   seed: int = 0
+  audio: bool = False  # Speak each record (`emojax.data.voice`).
 
 
 class EmojaxProsodySynth(emotion_cot.EmojaxEmotionCot):
-  """Synthetic clips (no audio) whose prosody cues and emotion are known."""
+  """Synthetic clips whose prosody cues and emotion are known."""
 
   name = "emojax_prosody_synth"
   # Generated content is code: bump when records change, so prepared
   # copies in tfds_dir are not silently reused.
-  VERSION = tfds.core.Version("1.0.0")
+  VERSION = tfds.core.Version("1.1.0")  # 1.1.0: spoken clips.
   HOMEPAGE = ""
   DESCRIPTION = "Procedural transcripts with prosody cues and emotions."
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -62,4 +65,7 @@ class EmojaxProsodySynth(emotion_cot.EmojaxEmotionCot):
       row = speech_synth.make_record(
         split_seed, index, reasoning=split == "sft"
       )
-      yield self._example(source, index, row)
+      clip = b""
+      if self.builder_config.audio:
+        clip = audio_io.encode(voice.render(row, seed=index))
+      yield self._example(source, index, row, clip)

@@ -3,10 +3,11 @@ and prosody_synth, which generates records in the same layout."""
 
 import json
 
+import numpy as np
 import pytest
 from _tfds_build import prepare, read
 
-from emojax.data import prosody, speech_synth
+from emojax.data import audio_io, prosody, speech_synth, voice
 from emojax.data.tfds import emotion_cot, prosody_synth
 
 # As prosody_labeling.py + api_call.py write a record.
@@ -137,3 +138,35 @@ def test_synthetic_labels_follow_the_cues():
     )
     assert cues == speech_synth.PROFILES[r["emotion"]]
   assert len({r["emotion"] for r in rows}) == 9
+
+
+def test_audio_keeps_each_rows_clip_and_names_a_missing_one(tmp_path):
+  m = tmp_path / "m"
+  (m / "wavs").mkdir(parents=True)
+  audio_io.write(m / "wavs" / "a.wav", voice.render(PIPELINE))
+  _write(m, "train.jsonl", [PIPELINE])
+  builder = prepare(emotion_cot.EmojaxEmotionCot, m, tmp_path, audio=True)
+  (row,) = read(builder, "train")
+  assert bytes(row["audio"]) == (m / "wavs" / "a.wav").read_bytes()
+  # Without `audio` the clips need not be there.
+  plain = prepare(emotion_cot.EmojaxEmotionCot, m, tmp_path / "plain")
+  assert bytes(read(plain, "train")[0]["audio"]) == b""
+  _write(m, "train.jsonl", [PIPELINE, RELEASED])  # wavs/b.wav is missing
+  with pytest.raises(ValueError, match=r"train\.jsonl:2.*audio_path.*b\.wav"):
+    prepare(emotion_cot.EmojaxEmotionCot, m, tmp_path / "b", audio=True)
+
+
+def test_prosody_synth_speaks_its_records(tmp_path):
+  cfg = prosody_synth.ProsodySynthConfig(
+    name="a", num_train=3, num_test=1, num_sft=1, seed=1, audio=True
+  )
+  builder = prepare(
+    prosody_synth.EmojaxProsodySynth, tmp_path / "none", tmp_path, config=cfg
+  )
+  row = next(r for r in read(builder, "train") if r["line"] == 2)
+  record = speech_synth.make_record(
+    speech_synth.split_seed(1, "train"), 2, reasoning=False
+  )
+  np.testing.assert_allclose(
+    audio_io.read(bytes(row["audio"])), voice.render(record, seed=2), atol=1e-4
+  )
