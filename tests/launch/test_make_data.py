@@ -13,7 +13,7 @@ import pytest
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from emojax.data import audio_features, audio_io, synth
+from emojax.data import audio_features, audio_io, synth, voice
 from emojax.data.tfds import emotion_cot
 from emojax.eval import decode
 
@@ -182,11 +182,14 @@ def test_prosody_synth_writes_emotion_cot_with_clips(tmp_path):
   # The SFT rows are the first train rows, with EmotionCoT's reasoning.
   assert [{k: r[k] for k in train[0]} for r in sft] == train[:2]
   assert all(r["reasoning"] for r in sft) and "reasoning" not in train[0]
-  # Each clip is a 16 kHz mono WAV that the audio features read.
-  for row in train + _rows(out / "test.jsonl"):
+  # Each clip is its record spoken, in 16-bit PCM at 16 kHz (written with
+  # scale 32767 and truncation, read with 32768: two steps at most).
+  for i, row in enumerate(train + _rows(out / "test.jsonl")):
     wave = audio_io.read(out / row["audio_path"])
-    assert 1.0 < len(wave) / 16000 < 8.0
-    audio_features.log_mel(wave)
+    np.testing.assert_allclose(
+      wave, voice.render(row, seed=i % 4), atol=2 / 32767
+    )
+    assert audio_features.log_mel(wave)[1] == -(-len(wave) // 160)
   # EmotionCoT's builder reads the folder as the real data set.
   builder = emotion_cot.EmojaxEmotionCot(
     data_dir=str(tmp_path / "tfds"), file_format="array_record"
