@@ -86,15 +86,20 @@ def log_mel(
     raise ValueError("waveform is empty; a clip needs at least 20 ms.")
   total = SECONDS * SAMPLING_RATE
   length = num_frames(len(wave))
+  out = total // HOP if max_frames is None else min(max_frames, total // HOP)
+  # Frames whose window ends before the clip's end + N_FFT / 2 touch the
+  # clip; every later one sees only the silence padding (power 0, so the
+  # floor, which never raises the clip's peak): compute up to the budget
+  # and those, not the whole 30 s.
+  need = max(out, min(length + 3, total // HOP))
   wave = np.pad(wave[:total], (0, total - min(len(wave), total)))
   padded = np.pad(wave, N_FFT // 2, mode="reflect").astype(np.float64)
+  padded = padded[: (need - 1) * HOP + N_FFT]
   frames = np.lib.stride_tricks.sliding_window_view(padded, N_FFT)[::HOP]
   window = 0.5 - 0.5 * np.cos(2 * np.pi * np.arange(N_FFT) / N_FFT)
   power_FK = np.abs(np.fft.rfft(frames * window, axis=-1)) ** 2
-  mel_FM = power_FK[:-1] @ mel_filters(num_mel_bins)
+  mel_FM = power_FK @ mel_filters(num_mel_bins)
   log_FM = np.log10(np.maximum(mel_FM, 1e-10))
   log_FM = np.maximum(log_FM, log_FM.max() - 8.0)
-  features_MF = ((log_FM + 4.0) / 4.0).T.astype(np.float32)
-  if max_frames is not None:
-    features_MF = features_MF[:, :max_frames]
+  features_MF = ((log_FM[:out] + 4.0) / 4.0).T.astype(np.float32)
   return features_MF, min(length, features_MF.shape[1])

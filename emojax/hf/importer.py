@@ -58,7 +58,7 @@ def check_tensors(entries, cfg: ModelConfig, specs, infos, module, hf_dir):
     for n in infos
     if n not in expected
     and not n.endswith(module.IGNORED_SUFFIXES)
-    and not n.startswith(getattr(module, "IGNORED_PREFIXES", ()))
+    and not n.startswith(module.IGNORED_PREFIXES)
     and not (cfg.tie_embeddings and n == "lm_head.weight")
   ]
   if extra:

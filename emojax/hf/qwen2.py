@@ -15,6 +15,8 @@ from emojax.model.config import ModelConfig, RopeScaling
 ARCHITECTURES = {"Qwen2ForCausalLM": "qwen2", "LlamaForCausalLM": "llama"}
 # Buffers some checkpoints carry that are recomputed, not loaded.
 IGNORED_SUFFIXES = ("rotary_emb.inv_freq",)
+# Modules of a checkpoint that are not the model emojax converts.
+IGNORED_PREFIXES: tuple[str, ...] = ()
 
 
 def _rope(hf: dict[str, Any], where: str) -> tuple[float, RopeScaling | None]:

@@ -22,6 +22,7 @@ from emojax.model.config import ModelConfig, VisionConfig
 
 ARCHITECTURES = {"Qwen2_5_VLForConditionalGeneration": "qwen2_5_vl"}
 IGNORED_SUFFIXES = qwen2.IGNORED_SUFFIXES
+IGNORED_PREFIXES = qwen2.IGNORED_PREFIXES
 VISION_PREFIX = "visual."
 _RENAMES = (
   (re.compile(r"^model\.visual\."), "visual."),

@@ -8,7 +8,7 @@ from emojax.hf import qwen2, qwen2_5_omni, qwen2_5_vl
 from emojax.hf.errors import CheckpointError
 
 # Each module exposes ARCHITECTURES ({hf architecture: emojax family}),
-# IGNORED_SUFFIXES (and optionally IGNORED_PREFIXES), canonical_name(hf_name),
+# IGNORED_SUFFIXES, IGNORED_PREFIXES, canonical_name(hf_name),
 # config_from_hf(hf, where), config_to_hf(cfg, dtype) and entries(cfg).
 MODULES: tuple[ModuleType, ...] = (qwen2, qwen2_5_vl, qwen2_5_omni)
 

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.model import audio, vlm
+from emojax.model import audio, placeholders, vlm
 from emojax.model.config import ModelConfig
 
 CHUNKS_KEY = "audio_chunks"
@@ -51,25 +51,15 @@ def expand_audio_placeholders(
   cfg: ModelConfig, input_ids: Sequence[int], lens
 ) -> list[int]:
   """Repeats each single `<|AUDIO|>` by its clip's token count, in order."""
-  ids = [int(i) for i in input_ids]
   counts = audio.num_tokens(np.asarray(lens).reshape(-1)).tolist()
-  n = sum(i == cfg.audio_token_id for i in ids)
-  if n != len(counts):
-    raise ValueError(
-      f"the prompt has {n} audio placeholders (id {cfg.audio_token_id}) "
-      f"but {len(counts)} clips were given; put one <|AUDIO|> per clip in "
-      "the prompt (or drop the extra clips)."
-    )
-  out, it = [], iter(counts)
-  for i in ids:
-    out.extend([i] * next(it) if i == cfg.audio_token_id else [i])
-  return out
+  return placeholders.expand(
+    placeholders.AUDIO, input_ids, cfg.audio_token_id, counts
+  )
 
 
 def check_batch(cfg: ModelConfig, batch: Mapping) -> None:
   """Raises, naming the row and the fix, when clips and prompts disagree."""
   ids_BT = np.asarray(batch["input_ids"])
-  valid_BT = vlm.valid_mask(ids_BT, batch.get("attention_mask"))
   features, lens = batch.get("input_features"), feature_lens(batch)
   if cfg.audio is None:
     # Without a tower the placeholder id is an ordinary token (151646 is
@@ -93,37 +83,17 @@ def check_batch(cfg: ModelConfig, batch: Mapping) -> None:
       "(or audio_feature_lengths) together, as the processor returns them."
     )
   audio.check_inputs(cfg.audio, features, lens)
-  need = audio.num_tokens(np.asarray(lens)).tolist()
-  runs = []
-  for b in range(ids_BT.shape[0]):
-    if np.any(ids_BT[b][~valid_BT[b]] == cfg.audio_token_id):
-      raise ValueError(
-        f"row {b}: audio placeholders sit in the padding (attention_mask "
-        "0); the mask must cover every audio token."
-      )
-    row = ids_BT[b][valid_BT[b]]
-    runs += [
-      (b, s, e) for s, e in vlm.placeholder_runs(row == cfg.audio_token_id)
-    ]
-  if len(runs) != len(need):
-    per_row = [sum(r[0] == b for r in runs) for b in range(len(ids_BT))]
-    raise ValueError(
-      f"the batch has {len(runs)} audio placeholder runs (per row: "
-      f"{per_row}) but {len(need)} clips. Each clip needs exactly one "
-      "<|AUDIO|> run in its row, in clip order."
-    )
-  for j, ((b, s, e), n) in enumerate(zip(runs, need, strict=True)):
-    if e - s != n:
-      hint = (
-        " Expand placeholders with audio_lm.expand_audio_placeholders."
-        if e - s == 1
-        else " Was the prompt truncated through the clip?"
-      )
-      raise ValueError(
-        f"row {b}: the audio run at valid tokens [{s}, {e}) has {e - s} "
-        f"placeholders but clip {j} ({int(np.asarray(lens)[j])} frames) "
-        f"needs {n}.{hint}"
-      )
+  lens = np.asarray(lens)
+  a = cfg.audio_token_id
+  placeholders.check(
+    placeholders.AUDIO,
+    ids_BT,
+    batch.get("attention_mask"),
+    a,
+    audio.num_tokens(lens).tolist(),
+    lambda j: f"clip {j} ({int(lens[j])} frames)",
+    open_ids=(a, a + 1),  # the placeholder, <|audio_bos|>
+  )
 
 
 def prepare(cfg: ModelConfig, batch: Mapping, bucket_chunks: int = 1) -> dict:

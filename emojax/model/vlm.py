@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.model import decoder, vision
+from emojax.model import decoder, placeholders, vision
 from emojax.model.config import ModelConfig
 
 LAYOUT_KEY = "vision_layout"
@@ -89,32 +89,10 @@ def expand_image_placeholders(
   Use it on one tokenised prompt (one placeholder per image, the chat
   template's output) with that prompt's images' grids, in order.
   """
-  ids = [int(i) for i in input_ids]
   counts = vision.num_merged_tokens(cfg.vision, image_grid_thw).tolist()
-  n_pads = sum(i == cfg.image_token_id for i in ids)
-  if n_pads != len(counts):
-    raise ValueError(
-      f"the prompt has {n_pads} image placeholders (id "
-      f"{cfg.image_token_id}) but {len(counts)} images were given; put one "
-      "<|image_pad|> per image in the prompt (or drop the extra images)."
-    )
-  out, it = [], iter(counts)
-  for i in ids:
-    out.extend([i] * next(it) if i == cfg.image_token_id else [i])
-  return out
-
-
-def placeholder_runs(is_image: np.ndarray) -> list[tuple[int, int]]:
-  """[start, end) of each run of True."""
-  edges = np.diff(np.concatenate([[0], is_image.astype(np.int8), [0]]))
-  starts, ends = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
-  return [(int(s), int(e)) for s, e in zip(starts, ends, strict=True)]
-
-
-def valid_mask(input_ids_BT, attention_mask_BT) -> np.ndarray:
-  if attention_mask_BT is None:
-    return np.ones(np.shape(input_ids_BT), bool)
-  return np.asarray(attention_mask_BT) > 0
+  return placeholders.expand(
+    placeholders.IMAGE, input_ids, cfg.image_token_id, counts
+  )
 
 
 def check_batch(
@@ -128,7 +106,7 @@ def check_batch(
   a placeholder/image count mismatch fails here, before any compute.
   """
   ids_BT = np.asarray(input_ids_BT)
-  valid_BT = valid_mask(ids_BT, attention_mask_BT)
+  valid_BT = placeholders.valid_mask(ids_BT, attention_mask_BT)
   if np.any(ids_BT[valid_BT] == cfg.video_token_id):
     raise ValueError(
       f"input_ids hold video placeholders (id {cfg.video_token_id}); emojax "
@@ -143,44 +121,18 @@ def check_batch(
     )
   else:
     vision.check_inputs(cfg.vision, pixel_values, grid_thw)
-  need = vision.num_merged_tokens(cfg.vision, grid_thw).tolist()
-  image_tok, start_tok = cfg.image_token_id, cfg.vision_start_token_id
-  runs = []
-  for b in range(ids_BT.shape[0]):
-    row = ids_BT[b][valid_BT[b]]
-    if np.any(ids_BT[b][~valid_BT[b]] == image_tok):
-      raise ValueError(
-        f"row {b}: image placeholders sit in the padding (attention_mask "
-        "0); the mask must cover every image token."
-      )
-    if len(row) and row[-1] in (image_tok, start_tok):
-      raise ValueError(
-        f"row {b}: the prompt ends inside an image (last token id "
-        f"{row[-1]}); it was truncated through its image tokens. Raise the "
-        "maximum prompt length or shorten the text, never the image run."
-      )
-    runs += [(b, s, e) for s, e in placeholder_runs(row == image_tok)]
-  if len(runs) != len(need):
-    per_row = [sum(r[0] == b for r in runs) for b in range(len(ids_BT))]
-    raise ValueError(
-      f"the batch has {len(runs)} image placeholder runs (per row: "
-      f"{per_row}) but image_grid_thw has {len(need)} images. Each image "
-      "needs exactly one <|image_pad|> run in its row; fix the prompts or "
-      "the image list of the rows that differ."
-    )
-  for j, ((b, s, e), n) in enumerate(zip(runs, need, strict=True)):
-    if e - s != n:
-      hint = (
-        " Expand placeholders with vlm.expand_image_placeholders."
-        if e - s == 1
-        else " Was the prompt truncated, or the image resized after "
-        "tokenisation?"
-      )
-      raise ValueError(
-        f"row {b}: the image run at valid tokens [{s}, {e}) has {e - s} "
-        f"placeholders but image {j} (grid {np.asarray(grid_thw)[j].tolist()})"
-        f" needs {n}.{hint}"
-      )
+  grid = np.asarray(grid_thw).reshape(-1, 3)
+  placeholders.check(
+    placeholders.IMAGE,
+    ids_BT,
+    attention_mask_BT,
+    cfg.image_token_id,
+    vision.num_merged_tokens(cfg.vision, grid).tolist(),
+    lambda j: f"image {j} (grid {grid[j].tolist()})",
+    open_ids=(cfg.image_token_id, cfg.vision_start_token_id),
+    count_fix=" (image_grid_thw lists the images; fix the prompts or the "
+    "image list of the rows that differ)",
+  )
 
 
 def get_rope_index(
@@ -194,7 +146,7 @@ def get_rope_index(
   delta (max position + 1 - length) continues positions during decoding.
   """
   ids_BT = np.asarray(input_ids_BT)
-  valid_BT = valid_mask(ids_BT, attention_mask_BT)
+  valid_BT = placeholders.valid_mask(ids_BT, attention_mask_BT)
   m = cfg.vision.spatial_merge_size
   grids = iter(np.asarray(image_grid_thw, np.int64).reshape(-1, 3).tolist())
   positions_3BT = np.zeros((3, *ids_BT.shape), np.int32)
@@ -202,9 +154,8 @@ def get_rope_index(
   for b in range(ids_BT.shape[0]):
     row = ids_BT[b][valid_BT[b]]
     pieces, pos, prev = [], 0, 0
-    for s, e in placeholder_runs(row == cfg.image_token_id) + [
-      (len(row), len(row))
-    ]:
+    image_runs = placeholders.runs(row == cfg.image_token_id)
+    for s, e in image_runs + [(len(row), len(row))]:
       text = np.arange(s - prev) + pos
       pieces.append(np.broadcast_to(text, (3, len(text))))
       pos += s - prev

@@ -30,7 +30,6 @@ KNOWN_KEYS = (
   "input_features",
   "feature_attention_mask",
   "audio_feature_lengths",
-  "audio_chunks",
 )
 # Keys a training batch may carry that do not affect generation.
 IGNORED_KEYS = ("loss_mask",)

@@ -40,6 +40,13 @@ def test_a_frame_budget_keeps_the_processors_frames():
   np.testing.assert_allclose(short, ref["input_features"][0, :, :64], atol=2e-4)
   cut, k = audio_features.log_mel(_clip(8000), max_frames=30)
   assert cut.shape == (128, 30) and k == 30
+  # Only the budget's frames and the clip's are computed; the rest are the
+  # silence floor, so every kept frame equals the full computation's, the
+  # clip's peak (past a short budget) included.
+  for n, budget in ((8000, 64), (8000, 30), (16000 * 12, 300)):
+    full, _ = audio_features.log_mel(_clip(n))
+    part, _ = audio_features.log_mel(_clip(n), max_frames=budget)
+    np.testing.assert_array_equal(part, full[:, :budget])
 
 
 def test_mel_filters_equal_transformers():

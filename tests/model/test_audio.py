@@ -136,6 +136,10 @@ def test_mismatched_clips_and_prompts_name_the_row(setup):
   ids[3, row3[-1]] = 7  # clip 2's run one placeholder short
   with pytest.raises(ValueError, match=r"row 3: .* has 5 placeholders .* 6"):
     audio_lm.check_batch(CFG, {**batch, "input_ids": ids})
+  cut = batch["attention_mask"].copy()
+  cut[3, row3[-1] + 1 :] = 0  # row 3 truncated inside its clip
+  with pytest.raises(ValueError, match="row 3: the prompt ends inside an au"):
+    audio_lm.check_batch(CFG, {**batch, "attention_mask": cut})
   no_audio = {
     k: v
     for k, v in batch.items()
