@@ -37,6 +37,14 @@ def _data() -> ml_collections.ConfigDict:
   # its frame budget (100 frames a second; longer clips are cut).
   d.audio = False
   d.audio_seconds = 10.0
+  # Video data sets (facs_clips, facial_r1_video): frames sampled per clip
+  # (0 = the model does not watch) and the per-frame pixel budget
+  # (Qwen2.5-VL's video processor's: 128..768 merged tokens' worth).
+  d.video_frames = 0
+  d.video_min_pixels = 128 * 28 * 28
+  d.video_max_pixels = 768 * 28 * 28
+  d.clip_frames = 8  # facs_clips: frames per synthetic clip.
+  d.clip_fps = 4.0  # facs_clips: their rate (a 2-second clip).
   d.emotions = (
     "anger",
     "happiness",

@@ -1,13 +1,18 @@
-r"""R1-Omni and HumanOmniV2: R1-style GRPO for emotion, image-only here.
+r"""R1-Omni and HumanOmniV2: R1-style GRPO for emotion, on stills or clips.
 
   python launch/train.py --config=configs/r1_omni.py                 # embedded
   python launch/train.py --config=configs/r1_omni.py:smoke           # seconds
   python launch/train.py --config=configs/r1_omni.py:human_omni_v2   # embedded
   python launch/train.py --config=configs/r1_omni.py:human_omni_v2,smoke
+  python launch/train.py --config=configs/r1_omni.py:video           # clips
+  python launch/train.py --config=configs/r1_omni.py:video,smoke
   python launch/train.py --config=configs/r1_omni.py:qwen2_5_vl_7b \
       --config.model.hf_dir=/ckpt/Qwen2.5-VL-7B-Instruct \
       --config.data.manual_dir=/data/frames
   (and `:human_omni_v2,qwen2_5_vl_7b` likewise)
+  python launch/train.py --config=configs/r1_omni.py:video,qwen2_5_vl_7b \
+      --config.model.hf_dir=/ckpt/Qwen2.5-VL-7B-Instruct \
+      --config.data.manual_dir=/data/clips
 
 R1-Omni (METHODS.md section 2): a small cold-start SFT on `<think>` /
 `<answer>` reasoning, then GRPO with R = accuracy + format, its verbatim
@@ -32,24 +37,35 @@ R1-Omni used 580), `train.jsonl` (label-only; e.g. one frame per MAFW /
 DFEW clip) and `test.jsonl`. Set `--config.data.emotions` to the data's
 label set (e.g. facs.LABEL_SETS['dfew']).
 
-What is missing for video and audio, which both recipes read:
-- Video: emojax's vision tower and data pipeline take one image per row.
-  Qwen2.5-VL's video path is needed: frames sampled per clip, patches
-  stacked over `temporal_patch_size` frames (3-D patches, `grid_t` > 1),
-  `<|video_pad|>` tokens expanded per clip, M-RoPE temporal positions
-  scaled by seconds per grid step, and a data builder that decodes clips.
-  The model config carries `temporal_patch_size` and `video_token_id`,
-  but the image processor repeats one still over the temporal patch,
-  `vlm.prepare` rejects `<|video_pad|>`, and no builder decodes clips.
-- Audio: Qwen2.5-Omni's thinker is in the model (`emojax/model/audio.py`,
-  `audio_lm.py`; `emojax.hf.load` reads Qwen2.5-Omni-7B, HumanOmniV2's
-  base) and clips reach training through the speech data sets
-  (`config.data.audio`, as `configs/emotion_thinker.py:listen`), but these
-  recipes' clips are videos with sound: video-with-audio (TMRoPE's
-  time-aligned interleaving of frames and audio chunks) needs the video
-  path above, and no builder decodes a video's audio track. R1-Omni's
-  base (HumanOmni-0.5B, whisper-large-v3 features) is not a transformers
-  architecture emojax converts.
+`,video` (any variant) reads clips, as both recipes do: each row's frames,
+`config.data.video_frames` (8) of them sampled evenly, become one video in
+Qwen2.5-VL's video path (patches of `temporal_patch_size` frames, a
+`<|video_pad|>` run, M-RoPE time positions at `tokens_per_second` per
+second, `emojax/model/vlm.py`). Embedded, the data are `facs_clips`: the
+same synthetic faces as 2-second clips at 4 fps, each rising from neutral
+to its expression by 2/3 of the clip and holding it (as DFEW/MAFW clips
+do), 8 frames = 4 time steps of 16 tokens; the base model saw only stills.
+With `:qwen2_5_vl_7b` the data are frame folders in Facial-R1's JSONL
+layout (`facial_r1_video`: `"video": "clips/00001"`, a folder of
+*.jpg/*.png frames in name order, as DFEW's `clip_224x224/00001/` and MAFW's
+frame folders are, or a list of frame paths; `"fps"`, default 25) and
+Qwen2.5-VL's per-frame video budget (128-768 tokens' worth of pixels).
+Eight frames per clip is UNVERIFIED for both recipes (R1-Omni's
+HumanOmni samples its own; Qwen2.5-VL's cookbook samples 2 fps).
+
+What is missing for their audio, which both recipes also read:
+- Video with its soundtrack: Qwen2.5-Omni's thinker is in the model
+  (`emojax/model/audio.py`, `audio_lm.py`; `emojax.hf.load` reads
+  Qwen2.5-Omni-7B, HumanOmniV2's base) and clips reach training through
+  the speech data sets (`config.data.audio`, as
+  `configs/emotion_thinker.py:listen`), but a video with sound needs
+  TMRoPE's time-aligned interleaving of frame and audio chunks (the Omni
+  model refuses videos by name), and no builder decodes a video file's
+  audio track (frame folders carry none). R1-Omni's base (HumanOmni-0.5B,
+  whisper-large-v3 features) is not a transformers architecture emojax
+  converts.
+- Video files: clips come as frame folders; extract an mp4's frames
+  first (`ffmpeg -i clip.mp4 DIR/%05d.jpg`), there is no decoder here.
 - HumanOmniV2's LLM-judged context and logic rewards (stage 2) need a
   judge model; only its stage-3 rewards (format, accuracy) are here.
 R1-Omni's base is replaced by Qwen2.5-VL-7B-Instruct (UNVERIFIED as a
@@ -62,18 +78,23 @@ from configs import facial_r1
 
 RECIPES = ("r1_omni", "human_omni_v2")
 SIZES = ("smoke", "qwen2_5_vl_7b")
+INPUTS = ("video",)
+# Frames a clip is sampled to (R1-Omni and HumanOmniV2 read videos).
+VIDEO_FRAMES = 8  # UNVERIFIED for the real recipes; the synthetic clips'.
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-  """Variant: comma-separated [human_omni_v2][,smoke | ,qwen2_5_vl_7b]."""
+  """Variant: comma-separated [human_omni_v2][,video][,smoke |
+  ,qwen2_5_vl_7b]."""
   parts = [p for p in (arg or "").split(",") if p]
-  bad = [p for p in parts if p not in RECIPES + SIZES]
+  bad = [p for p in parts if p not in RECIPES + SIZES + INPUTS]
   recipes = [p for p in parts if p in RECIPES]
   sizes = [p for p in parts if p in SIZES]
-  if bad or len(recipes) > 1 or len(sizes) > 1:
+  if bad or len(recipes) > 1 or len(sizes) > 1 or len(set(parts)) < len(parts):
     raise ValueError(
       f"configs/r1_omni.py: bad variant {arg!r}; use '', 'human_omni_v2', "
-      f"'smoke', 'qwen2_5_vl_7b' or 'human_omni_v2,<size>'."
+      f"'video', 'smoke', 'qwen2_5_vl_7b' or a comma-separated mix "
+      "('human_omni_v2,video,qwen2_5_vl_7b')."
     )
   recipe = recipes[0] if recipes else "r1_omni"
   c = facial_r1.get_config()
@@ -85,7 +106,25 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     facial_r1.smoke(c)
   elif sizes == ["qwen2_5_vl_7b"]:
     _qwen2_5_vl_7b(c, recipe)
+  if "video" in parts:
+    _video(c, real=sizes == ["qwen2_5_vl_7b"])
   return c
+
+
+def _video(c, real: bool) -> None:
+  """Clips instead of stills: `facs_clips` (the same faces, each rising
+  from neutral to its expression), or the user's frame folders
+  (`facial_r1_video`) for the real model."""
+  c.data.video_frames = VIDEO_FRAMES
+  if real:
+    c.data.dataset = "facial_r1_video"  # Frame folders in Facial-R1 JSONL.
+    return
+  c.data.dataset = "facs_clips"
+  # The tiny tower's budget, as for stills: 8 frames = 4 time steps of a
+  # 64 px face's 16 tokens, 64 video tokens in the prompt.
+  c.data.video_min_pixels = c.data.min_pixels
+  c.data.video_max_pixels = c.data.max_pixels
+  c.data.max_len = 384  # The longest sft row with its clip: 346.
 
 
 def _qwen2_5_vl_7b(c, recipe: str) -> None:

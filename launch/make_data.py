@@ -2,6 +2,9 @@ r"""Writes a synthetic data set in a real data set's on-disk layout.
 
   python launch/make_data.py --dataset=facs_synth --out=DIR \
       --num_train=N --num_test=M [--num_sft=K] [--seed=S] [--size=64]
+  python launch/make_data.py --dataset=facs_clips --out=DIR \
+      --num_train=N --num_test=M [--num_sft=K] [--seed=S] [--size=64] \
+      [--frames=8] [--fps=4]
   python launch/make_data.py --dataset=prosody_synth --out=DIR \
       --num_train=N --num_test=M [--num_sft=K] [--seed=S]
 
@@ -9,6 +12,13 @@ facs_synth (Facial-R1's JSONL layout): DIR gets train.jsonl, test.jsonl,
 sft.jsonl (the first K train examples with reasoning in `description`;
 disjoint from test), images/<split>/NNNNNN.png (paths in the JSONL are
 relative to it) and contact_sheet.png.
+
+facs_clips (the same JSONL layout, rows of clips, as
+`emojax/data/tfds/facial_r1.py`'s video reader and DFEW/MAFW frame folders
+have it): the faces of facs_synth as clips from neutral to the expression
+(`synth.make_clip`), each a folder videos/<split>/NNNNNN/ of frames
+000.png, 001.png, ...; rows name it in `video`, with `fps`;
+contact_sheet.png shows each clip's apex frame.
 
 prosody_synth (EmotionCoT's layout, `emojax/data/tfds/emotion_cot.py`):
 the same three JSONL files of EmotionCoT records (sft rows add
@@ -34,7 +44,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from emojax.data import speech_synth, synth
 
-DATASETS = ("facs_synth", "prosody_synth")
+DATASETS = ("facs_synth", "facs_clips", "prosody_synth")
+# Each data set's media folder beside the JSONL files.
+_MEDIA = {
+  "facs_synth": "images",
+  "facs_clips": "videos",
+  "prosody_synth": "audio",
+}
+_MAX_FRAMES = 1000  # Frame files are named 000.png ... 999.png.
 _MAX_EXAMPLES = 10_000_000
 
 _DATASET = flags.DEFINE_string("dataset", "facs_synth", "Data set to write.")
@@ -46,6 +63,10 @@ _NUM_SFT = flags.DEFINE_integer(
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Data seed.")
 _SIZE = flags.DEFINE_integer("size", 64, "Image side in pixels.")
+_FRAMES = flags.DEFINE_integer(
+  "frames", synth.CLIP_FRAMES, "facs_clips: frames per clip."
+)
+_FPS = flags.DEFINE_float("fps", synth.CLIP_FPS, "facs_clips: their rate.")
 _WORKERS = flags.DEFINE_integer(
   "workers", 0, "Processes; 0 picks 1 for small sets, else the CPU count."
 )
@@ -63,6 +84,8 @@ class Spec:
   num_sft: int = 0
   seed: int = 0
   size: int = 64
+  frames: int = synth.CLIP_FRAMES
+  fps: float = synth.CLIP_FPS
   workers: int = 0
   overwrite: bool = False
 
@@ -90,6 +113,10 @@ def validate(spec: Spec) -> None:
     raise ValueError(f"--seed={spec.seed} must be >= 0.")
   if not 16 <= spec.size <= 1024:
     raise ValueError(f"--size={spec.size} must be in [16, 1024] pixels.")
+  if not 1 <= spec.frames <= _MAX_FRAMES:
+    raise ValueError(f"--frames={spec.frames} must be in [1, {_MAX_FRAMES}].")
+  if not spec.fps > 0:
+    raise ValueError(f"--fps={spec.fps} must be > 0 (frames per second).")
   if spec.workers < 0:
     raise ValueError(f"--workers={spec.workers} must be >= 0 (0 = auto).")
   out = pathlib.Path(spec.out)
@@ -125,8 +152,9 @@ def _write_jsonl(path: pathlib.Path, rows: list[dict]) -> None:
 def contact_sheet(
   root: pathlib.Path, rows: list[dict], cols: int = 6, scale: int = 3
 ) -> Image.Image:
-  """A grid of faces with their label and AUs written under each."""
-  images = [Image.open(root / r["image"]).convert("RGB") for r in rows]
+  """A grid of faces (a clip's apex frame) with their label and AUs
+  written under each."""
+  images = [Image.open(_still(root, r)).convert("RGB") for r in rows]
   side = images[0].width * scale
   font = ImageFont.load_default(size=max(10, side // 11))
   cell_h = side + 2 * (font.size + 4)
@@ -142,20 +170,36 @@ def contact_sheet(
   return sheet
 
 
+def _still(root: pathlib.Path, row: dict) -> pathlib.Path:
+  if "image" in row:
+    return root / row["image"]
+  frames = sorted((root / row["video"]).glob("*.png"))
+  return frames[synth.apex_frame(len(frames))]
+
+
 def make_data(spec: Spec) -> pathlib.Path:
   """Writes the data set of `spec` and returns its folder."""
   validate(spec)
   out = pathlib.Path(spec.out).resolve()
   tmp = pathlib.Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}-"))
   try:
-    faces = spec.dataset == "facs_synth"
+    faces = spec.dataset in ("facs_synth", "facs_clips")
     for split in ("train", "test"):
-      (tmp / ("images" if faces else "audio") / split).mkdir(parents=True)
+      (tmp / _MEDIA[spec.dataset] / split).mkdir(parents=True)
     jobs = [("train", i, i < spec.num_sft) for i in range(spec.num_train)]
     jobs += [("test", i, False) for i in range(spec.num_test)]
-    if faces:
+    if spec.dataset == "facs_synth":
       write = functools.partial(
         synth.write_example, str(tmp), spec.seed, spec.size
+      )
+    elif spec.dataset == "facs_clips":
+      write = functools.partial(
+        synth.write_clip_example,
+        str(tmp),
+        spec.seed,
+        spec.size,
+        spec.frames,
+        spec.fps,
       )
     else:
       write = functools.partial(speech_synth.write_clip, str(tmp), spec.seed)
@@ -206,6 +250,8 @@ def main(argv: list[str]) -> int:
     num_sft=_NUM_SFT.value,
     seed=_SEED.value,
     size=_SIZE.value,
+    frames=_FRAMES.value,
+    fps=_FPS.value,
     workers=_WORKERS.value,
     overwrite=_OVERWRITE.value,
   )

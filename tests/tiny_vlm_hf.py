@@ -43,6 +43,7 @@ def hf_config(cfg: config_lib.ModelConfig) -> transformers.Qwen2_5_VLConfig:
       window_size=v.window_size,
       fullatt_block_indexes=list(v.fullatt_block_indexes),
       out_hidden_size=v.out_hidden_size,
+      tokens_per_second=v.tokens_per_second,
     ),
     image_token_id=cfg.image_token_id,
     video_token_id=cfg.video_token_id,
@@ -143,6 +144,55 @@ def batch(cfg, seed: int = 0, T: int = 40) -> dict:
   }
 
 
+def video_batch(
+  cfg, seed: int = 0, T: int = 40, seconds=(0.5, 0.25), image: bool = True
+):
+  """transformers' layout with videos: row 0 left-padded text + video A
+  (3 temporal steps of 4x6 patches) + text; row 1 text + image + text +
+  video B (2 steps of 4x4) + text, right padded; row 2 text only. The
+  patches are random (the layout, not the pixels, is under test);
+  `seconds` is each video's second_per_grid_t; `image=False` leaves row
+  1's image out (emojax's pipelines carry one visual per row)."""
+  rng = np.random.RandomState(seed)
+  v, start = cfg.vision, cfg.vision_start_token_id
+  C = 3 * v.temporal_patch_size * v.patch_size**2
+  image_grid = np.array([[1, 4, 4]] if image else np.zeros((0, 3), int))
+  video_grid = np.array([[3, 4, 6], [2, 4, 4]])
+
+  def text(n):
+    return rng.randint(1, cfg.vocab_size - 8, n).tolist()
+
+  def visual(token, grid):
+    n = int(np.prod(grid)) // v.spatial_merge_size**2
+    return [start] + [token] * n + [start + 1]
+
+  rows = [
+    text(3) + visual(cfg.video_token_id, video_grid[0]) + text(4),
+    text(2)
+    + (visual(cfg.image_token_id, image_grid[0]) if image else [])
+    + text(3)
+    + visual(cfg.video_token_id, video_grid[1])
+    + text(2),
+    text(11),
+  ]
+  ids = np.zeros((len(rows), T), np.int64)
+  mask = np.zeros((len(rows), T), np.int64)
+  for b, row in enumerate(rows):
+    s = T - len(row) if b == 0 else 0
+    ids[b, s : s + len(row)] = row
+    mask[b, s : s + len(row)] = 1
+  patches = lambda g: rng.randn(int(np.prod(g, axis=-1).sum()), C)
+  return {
+    "input_ids": ids,
+    "attention_mask": mask,
+    "pixel_values": patches(image_grid).astype(np.float32),
+    "image_grid_thw": image_grid.astype(np.int64),
+    "pixel_values_videos": patches(video_grid).astype(np.float32),
+    "video_grid_thw": video_grid.astype(np.int64),
+    "second_per_grid_ts": np.asarray(seconds, np.float32),
+  }
+
+
 def left_aligned(b: dict) -> dict:
   """The same rows left-padded (transformers' generate and GRPO need that)."""
   ids, mask = b["input_ids"], b["attention_mask"]
@@ -183,12 +233,22 @@ def hf_rope_index(hf_model, cfg, b: dict) -> tuple[np.ndarray, np.ndarray]:
     t["input_ids"],
     mm_token_type_ids=t["mm_token_type_ids"],
     image_grid_thw=t["image_grid_thw"],
+    video_grid_thw=t.get("video_grid_thw"),
+    second_per_grid_ts=t.get("second_per_grid_ts"),
     attention_mask=t["attention_mask"],
   )
   return pos.numpy(), deltas.numpy().reshape(-1)
 
 
+def mm_token_types(cfg, ids):
+  """transformers' modality per token: text 0, image 1, video 2."""
+  ids = torch.as_tensor(ids)
+  return (ids == cfg.image_token_id).int() + 2 * (
+    ids == cfg.video_token_id
+  ).int()
+
+
 def _torch(cfg, b: dict) -> dict:
   t = {k: torch.as_tensor(v) for k, v in b.items()}
-  t["mm_token_type_ids"] = (t["input_ids"] == cfg.image_token_id).int()
+  t["mm_token_type_ids"] = mm_token_types(cfg, t["input_ids"])
   return t

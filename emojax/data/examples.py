@@ -3,11 +3,16 @@
 Decodes the image and applies Qwen2.5-VL preprocessing, builds the chat
 prompt, tokenizes, and expands each `<|image_pad|>` into the image's number
 of merged patches (grid_t * grid_h * grid_w // merge**2), as transformers'
-Qwen2.5-VL processor does. For a model that listens (`audio_frames`), the
-row's clip becomes Whisper log-mel features and its `<|AUDIO|>` the clip's
-audio-token count, as Qwen2.5-Omni's processor does. A row that cannot be
-used comes back as `{"bad_example": reason}` so the policy is applied (and
-counted) in the main process, after grain's workers.
+Qwen2.5-VL processor does. For a model that watches (`video_frames`), a
+row's clip (`video`: encoded frames, `video_fps`: their rate) is sampled
+to `video_frames` frames and becomes a visual in the same streams
+(`pixel_values`, `image_grid_thw`, plus `second_per_grid_ts`), its
+`<|video_pad|>` expanded the same way. A row holds at most one visual.
+For a model that listens (`audio_frames`), the row's clip becomes Whisper
+log-mel features and its `<|AUDIO|>` the clip's audio-token count, as
+Qwen2.5-Omni's processor does. A row that cannot be used comes back as
+`{"bad_example": reason}` so the policy is applied (and counted) in the
+main process, after grain's workers.
 """
 
 import dataclasses
@@ -19,6 +24,7 @@ import numpy as np
 from emojax.data import audio_features, audio_io, errors, facs, prompts
 from emojax.data import image_processor as ip
 from emojax.data import tokenizer as tokenizer_lib
+from emojax.data import video as video_lib
 
 Mode = Literal["sft", "rollout"]
 
@@ -67,6 +73,37 @@ class ExampleConfig:
   # (cut to the budget); 0 = the model does not listen (clips ignored).
   audio_frames: int = 0
   num_mel_bins: int = 128
+  # Watching: a row's clip as this many evenly spaced frames (all, if fewer
+  # are stored); 0 = the model does not watch (a video row is a bad row).
+  video_frames: int = 0
+  # Per-frame preprocessing (Qwen2.5-VL's video budget by default); its
+  # patch, merge and temporal patch sizes must equal `image`'s.
+  video: ip.ImageProcessorConfig = video_lib.VIDEO
+
+  def __post_init__(self):
+    if self.video_frames < 0:
+      raise ValueError(
+        f"ExampleConfig.video_frames={self.video_frames}: use 0 (the model "
+        "does not watch) or the frames to sample per clip."
+      )
+    watched = ("patch_size", "merge_size", "temporal_patch_size")
+    for field in watched if self.video_frames else ():
+      a, b = getattr(self.image, field), getattr(self.video, field)
+      if a != b:
+        raise ValueError(
+          f"ExampleConfig.video.{field}={b} but image.{field}={a}: images "
+          "and videos share one vision tower; set them equal."
+        )
+
+
+def preview_image(row: dict) -> bytes | None:
+  """Encoded bytes that show the row in a report: its image, or its clip's
+  last stored frame (synthetic and most real clips end at the apex)."""
+  image = bytes(row.get("image", b""))
+  if image:
+    return image
+  frames = row.get("video")
+  return bytes(frames[-1]) if frames is not None and len(frames) else None
 
 
 def _text(value) -> str:
@@ -123,7 +160,7 @@ class Prepare:
       fix=fix,
     )
 
-  def _prompt(self, row: dict, has_image: bool) -> str:
+  def _prompt(self, row: dict, has_visual: bool) -> str:
     if _text(row.get("prompt", b"")):
       return _text(row["prompt"])
     kind, fields = self.cfg.prompt, _fields(row)
@@ -131,7 +168,7 @@ class Prepare:
       raise ValueError(
         f"ExampleConfig.prompt={kind!r}; use one of {sorted(PROMPTS)}."
       )
-    if not has_image and kind == "facial_r1":  # Text rows: dair-ai/emotion.
+    if not has_visual and kind == "facial_r1":  # Text rows: dair-ai/emotion.
       return prompts.text_classifier(fields["text"])
     return PROMPTS[kind](self.cfg, fields)
 
@@ -143,6 +180,53 @@ class Prepare:
       return ip.preprocess(bytes(data), self.cfg.image)
     except ip.ImageError as e:
       raise self._bad(row, str(e), "image") from None
+
+  def _visual(self, row: dict):
+    """(pixel_values_NC, grid_thw, second_per_grid_t: None for an image) of
+    the row's image or video; None for a text row."""
+    stored = row.get("video")
+    has_video = stored is not None and len(stored) > 0
+    if has_video and row.get("image", b""):
+      raise self._bad(
+        row,
+        "the row has both an image and a video; a row holds one visual.",
+        "video",
+        "split it into an image row and a video row.",
+      )
+    if not has_video:
+      image = self._image(row)
+      return None if image is None else (*image, None)
+    if not self.cfg.video_frames:
+      raise self._bad(
+        row,
+        "the row is a video and the model does not watch "
+        "(ExampleConfig.video_frames=0).",
+        "video",
+        "set config.data.video_frames > 0, or drop the video rows.",
+      )
+    return self._video(row, stored)
+
+  def _video(self, row: dict, stored):
+    fps = float(row.get("video_fps", 0.0))
+    if not fps > 0:
+      raise self._bad(
+        row,
+        f"video_fps={fps}: the stored frames' rate must be > 0.",
+        "video_fps",
+        "give the row its clip's frame rate (the JSONL `fps` field).",
+      )
+    ids = video_lib.sample_frames(len(stored), self.cfg.video_frames)
+    try:
+      return video_lib.preprocess_video(
+        [bytes(stored[i]) for i in ids],
+        self.cfg.video,
+        fps=video_lib.sampled_fps(fps, len(ids), len(stored)),
+        frame_ids=ids.tolist(),
+      )
+    except ip.ImageError as e:
+      raise self._bad(
+        row, f"clip of {len(stored)} frames: {e}", "video"
+      ) from None
 
   def _clip(self, row: dict):
     """(features_MF, frames) of the row's clip; None if not listening."""
@@ -174,21 +258,32 @@ class Prepare:
     return clip
 
   def _prepare(self, row: dict) -> dict:
-    image = self._image(row)
+    visual = self._visual(row)
+    is_video = visual is not None and visual[2] is not None
     clip = self._clip(row)
     chat = prompts.messages(
-      self._prompt(row, image is not None),
-      image=image is not None,
+      self._prompt(row, visual is not None),
+      image=visual is not None and not is_video,
+      video=is_video,
       audio=clip is not None,
       system=self.cfg.system,
     )
     prompt = self.tok.apply_chat_template(chat, add_generation_prompt=True)
-    n_image = 0
-    if image is not None:
-      n_image = ip.num_image_tokens(image[1], self.cfg.image.merge_size)
+    n_visual = 0
+    if visual is not None:
+      n_visual = ip.num_image_tokens(visual[1], self.cfg.image.merge_size)
     ids = expand_image_pads(
-      self.tok.encode(prompt), self.tok.image_pad_id, [n_image]
+      self.tok.encode(prompt),
+      self.tok.image_pad_id,
+      [0 if is_video else n_visual],
     )
+    if is_video:
+      if self.tok.video_pad_id not in ids:
+        raise ValueError(
+          "the tokenizer's chat template renders no <|video_pad|> for a "
+          "video item; use a Qwen2.5-VL tokenizer folder or emojax's default."
+        )
+      ids = expand_image_pads(ids, self.tok.video_pad_id, [n_visual])
     n_audio = 0
     if clip is not None:
       n_audio = int(audio_features.num_audio_tokens(clip[1]))
@@ -212,23 +307,28 @@ class Prepare:
       ids += completion
       mask += [1] * len(completion)
     if len(ids) > self.cfg.max_len:
-      media = f"{n_image} of them image tokens, {n_audio} audio tokens"
+      kind = "video" if is_video else "image"
+      media = f"{n_visual} of them {kind} tokens, {n_audio} audio tokens"
       raise self._bad(
         row,
         f"{len(ids)} tokens ({media}) exceed max_len={self.cfg.max_len}; "
         "emojax never truncates (cutting through image or audio tokens "
         "breaks the model).",
         self.cfg.target if self.cfg.mode == "sft" else "text",
-        f"raise max_len to >= {len(ids)}, or lower image max_pixels or "
-        "config.data.audio_seconds.",
+        f"raise max_len to >= {len(ids)}, or lower the image (or video) "
+        "max_pixels, video_frames or config.data.audio_seconds.",
       )
-    pixel_values_NC, grid_thw = image if image else (None, None)
+    pixel_values_NC, grid_thw, second = visual or (None, None, None)
     features_MF, frames = clip if clip else (None, 0)
     return {
       "input_ids": np.asarray(ids, np.int32),
       "loss_mask": np.asarray(mask, np.int32),
       "pixel_values": pixel_values_NC,
       "image_grid_thw": None if grid_thw is None else grid_thw[None],
+      # Seconds per temporal grid step: [1] for a video, None for an image.
+      "second_per_grid_ts": (
+        None if second is None else np.asarray([second], np.float32)
+      ),
       "input_features": features_MF,
       "feature_len": frames,
       "labels": _texts(row.get("labels", [])),
@@ -256,7 +356,7 @@ def expand_image_pads(
   ids: list[int], image_pad_id: int, counts: list[int]
 ) -> list[int]:
   """Replaces the i-th `<|image_pad|>` by counts[i] copies of it (also
-  used for `<|AUDIO|>`, with the clip's token count)."""
+  used for `<|video_pad|>` and `<|AUDIO|>`, with their token counts)."""
   out, i = [], 0
   for t in ids:
     if t == image_pad_id:

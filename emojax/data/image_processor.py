@@ -249,11 +249,25 @@ def preprocess(
   `image` is a PIL image, encoded bytes, or a uint8 array [H, W(, C)].
   """
   rgb_HWC = to_rgb(image, cfg)
-  height, width = rgb_HWC.shape[:2]
+  size = resized_size(*rgb_HWC.shape[:2], cfg)
+  return patchify(resize_and_normalize(rgb_HWC, size, cfg), cfg)
+
+
+def resized_size(
+  height: int, width: int, cfg: ImageProcessorConfig
+) -> tuple[int, int]:
+  """(new_h, new_w) an image of this size is resized to, after the budget
+  policy (`out_of_budget`) is applied."""
   _check_budget(height, width, cfg)
-  new_h, new_w = smart_resize(
-    height, width, cfg.factor, cfg.min_pixels, cfg.max_pixels
-  )
+  return smart_resize(height, width, cfg.factor, cfg.min_pixels, cfg.max_pixels)
+
+
+def resize_and_normalize(
+  rgb_HWC: np.ndarray, size: tuple[int, int], cfg: ImageProcessorConfig
+) -> np.ndarray:
+  """uint8 [H, W, 3] -> float32 [C, new_h, new_w]: bicubic resize to `size`
+  (new_h, new_w) on uint8 pixels, rescale, normalise."""
+  new_h, new_w = size
   resized = Image.fromarray(rgb_HWC).resize(
     (new_w, new_h), resample=Image.Resampling.BICUBIC
   )
@@ -262,4 +276,4 @@ def preprocess(
   mean_C = np.asarray(cfg.mean, dtype=np.float32)
   std_C = np.asarray(cfg.std, dtype=np.float32)
   pixels_HWC = (pixels_HWC - mean_C) / std_C
-  return patchify(pixels_HWC.transpose(2, 0, 1), cfg)
+  return pixels_HWC.transpose(2, 0, 1)

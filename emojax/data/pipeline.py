@@ -8,10 +8,13 @@
       -> Batcher: drops/raises bad rows by policy, pads/packs into batches
 
 Batches use Hugging Face names (`input_ids`, `attention_mask`,
-`pixel_values` [sum N, C*tp*p*p] over the batch's images in token order,
-`image_grid_thw` [num_images, 3]; with clips `input_features` [clips, mel,
-frames] and `audio_feature_lengths` [clips], in row order), so the model
-takes them unchanged. SFT
+`pixel_values` [sum N, C*tp*p*p] over the batch's visuals, images and
+videos alike, in token order, `image_grid_thw` [V, 3] one row per visual
+(a video's t > 1 is its frames / temporal_patch_size), and, only when a
+video is among them, `second_per_grid_ts` float32 [V] (seconds per
+temporal grid step; 1.0 for an image); with clips `input_features` [clips,
+mel, frames] and `audio_feature_lengths` [clips], in row order), so the
+model takes them unchanged. SFT
 batches add `loss_mask` (assistant tokens only) and, when packing,
 `segment_ids` (0 = padding) and `positions`; rollout batches are left-padded
 prompts. Host-side lists `labels`, `AUs`, `text`, `caption`, `source`,
@@ -174,17 +177,17 @@ class BatchIterator(grain.DatasetIterator):
         [np.arange(len(ex["input_ids"])) for ex in row]
       )
     examples = [ex for row in rows for ex in row]
-    images = [ex for ex in examples if ex["pixel_values"] is not None]
+    visuals = [ex for ex in examples if ex["pixel_values"] is not None]
     patch_dim = self._patch_dim()
     batch = {
       "input_ids": input_ids_BT,
       "attention_mask": attention_mask_BT,
       "pixel_values": np.concatenate(
-        [ex["pixel_values"] for ex in images]
+        [ex["pixel_values"] for ex in visuals]
         or [np.zeros((0, patch_dim), np.float32)]
       ),
       "image_grid_thw": np.concatenate(
-        [ex["image_grid_thw"] for ex in images] or [np.zeros((0, 3), np.int64)]
+        [ex["image_grid_thw"] for ex in visuals] or [np.zeros((0, 3), np.int64)]
       ),
       "labels": [ex["labels"] for ex in examples],
       "AUs": [ex["AUs"] for ex in examples],
@@ -193,6 +196,12 @@ class BatchIterator(grain.DatasetIterator):
       "source": [ex["source"] for ex in examples],
       "line": [ex["line"] for ex in examples],
     }
+    seconds = [ex.get("second_per_grid_ts") for ex in visuals]
+    # An image (t = 1) gets the model's default step, 1.0.
+    if any(s is not None for s in seconds):
+      batch["second_per_grid_ts"] = np.concatenate(
+        [np.ones(1, np.float32) if s is None else s for s in seconds]
+      )
     clips = [ex for ex in examples if ex.get("input_features") is not None]
     if clips:  # [clips, mel, frames] in row order, as the processor's
       batch["input_features"] = np.stack([ex["input_features"] for ex in clips])

@@ -279,11 +279,14 @@ def messages(
   prompt_text: str,
   *,
   image: bool = True,
+  video: bool = False,
   audio: bool = False,
   system: str | None = None,
 ) -> list[dict]:
-  """One user turn in HF chat format: the image or clip, then the text."""
+  """One user turn in HF chat format: the image, video or audio clip, then
+  the text."""
   content: list[dict] = [{"type": "image"}] if image else []
+  content += [{"type": "video"}] if video else []
   content += [{"type": "audio"}] if audio else []
   content.append({"type": "text", "text": prompt_text})
   turns = [{"role": "system", "content": system}] if system else []

@@ -4,6 +4,8 @@ Every example is a pure function of (seed, index), so any worker can make
 any index. Emotions come from `facs.PROTOTYPES` (only AUs the renderer draws)
 with a controlled amount of ambiguity: a dropped prototype AU, an added
 unrelated AU, and faint AUs on neutral faces, each at a configurable rate.
+A clip (`make_clip`) is the same face moving from neutral to that
+expression, as DFEW/MAFW clips do.
 """
 
 import dataclasses
@@ -16,6 +18,8 @@ from PIL import Image
 from emojax.data import faces, facs, prompts
 
 LABEL_SET = "basic7"
+CLIP_FRAMES = 8  # Frames per synthetic clip.
+CLIP_FPS = 4.0  # Their rate: a 2-second clip.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -233,6 +237,68 @@ def make_example(
   return example
 
 
+def apex_frame(frames: int) -> int:
+  """The clip's first frame at the expression's apex (about 2/3 in)."""
+  return round(2 * (frames - 1) / 3)
+
+
+def frame_seed(noise_seed: int, frame: int, apex: int) -> int:
+  """Frame `frame`'s imaging-noise seed: the face's own at the apex (so
+  the apex frame is `make_example`'s image), offset by frame elsewhere."""
+  return (noise_seed + frame - apex) % 2**31
+
+
+def make_clip(
+  seed: int,
+  index: int,
+  *,
+  size: int = 64,
+  frames: int = CLIP_FRAMES,
+  reasoning: bool = False,
+  config: SynthConfig = DEFAULT,
+) -> dict:
+  """Example `index` as a clip: `make_example`'s face, AUs and texts, the
+  expression rising linearly from neutral at frame 0 to its apex at
+  `apex_frame(frames)`, then held.
+
+  Keys: frames (uint8 [frames, size, size, 3]), apex (its frame index),
+  and make_example's labels, AUs, caption (and description).
+  """
+  if frames < 1:
+    raise ValueError(f"frames={frames}: a clip has at least one frame.")
+  face = sample_face(seed, index, config)
+  apex = apex_frame(frames)
+  frames_THWC = np.stack(
+    [
+      faces.render(
+        _onset(face, min(1.0, f / apex) if apex else 1.0),
+        face.identity,
+        size=size,
+        seed=frame_seed(face.noise_seed, f, apex),
+      )
+      for f in range(frames)
+    ]
+  )
+  clip = {
+    "frames": frames_THWC,
+    "apex": apex,
+    "labels": [face.emotion],
+    "AUs": face.au_names,
+    "caption": caption(face),
+  }
+  if reasoning:
+    clip["description"] = reasoning_text(face)
+  return clip
+
+
+def _onset(face: Face, progress: float) -> dict[int, float]:
+  """The face's AU strengths `progress` (0..1) of the way to the apex;
+  absent at 0, so frame 0 is the neutral face."""
+  if progress <= 0:
+    return {}
+  return {n: progress * faces.INTENSITY[k] for n, k in face.aus.items()}
+
+
 def image_path(split: str, index: int) -> str:
   """Example `index` of `split`'s image, relative to its data set's folder."""
   return f"images/{split}/{index:06d}.png"
@@ -257,6 +323,46 @@ def write_example(
     "caption": ex["caption"],
   }
   sft = {**row, "description": ex["description"]} if with_reasoning else None
+  return split, row, sft
+
+
+def video_path(split: str, index: int) -> str:
+  """Example `index` of `split`'s frame folder (frames `000.png`, ...),
+  relative to its data set's folder."""
+  return f"videos/{split}/{index:06d}"
+
+
+def write_clip_example(
+  root: str,
+  seed: int,
+  size: int,
+  frames: int,
+  fps: float,
+  job: tuple[str, int, bool],
+) -> tuple[str, dict, dict | None]:
+  """`write_example` for clips: renders job's clip to its frame folder
+  under `root`; the rows name the folder and `fps`."""
+  split, index, with_reasoning = job
+  clip = make_clip(
+    split_seed(seed, split),
+    index,
+    size=size,
+    frames=frames,
+    reasoning=with_reasoning,
+  )
+  rel = video_path(split, index)
+  os.makedirs(os.path.join(root, rel))
+  for f, frame in enumerate(clip["frames"]):
+    path = os.path.join(root, rel, f"{f:03d}.png")
+    Image.fromarray(frame).save(path, optimize=False)
+  row = {
+    "video": rel,
+    "fps": fps,
+    "labels": clip["labels"],
+    "AUs": clip["AUs"],
+    "caption": clip["caption"],
+  }
+  sft = {**row, "description": clip["description"]} if with_reasoning else None
   return split, row, sft
 
 

@@ -308,6 +308,10 @@ class Tokenizer:
     return self.token_id("<|image_pad|>")
 
   @property
+  def video_pad_id(self) -> int:
+    return self.token_id("<|video_pad|>")
+
+  @property
   def vision_start_id(self) -> int:
     return self.token_id("<|vision_start|>")
 

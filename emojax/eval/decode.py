@@ -31,6 +31,7 @@ _GENERATE_KEYS = (
   "attention_mask",
   "pixel_values",
   "image_grid_thw",
+  "second_per_grid_ts",
 )
 
 
@@ -135,7 +136,7 @@ def _example(row: dict, completion: str) -> Example:
     labels=tuple(_text(w) for w in row["labels"]),
     aus=tuple(_text(a) for a in row["AUs"]),
     description=_text(row["description"]),
-    image=bytes(row["image"]) or None,
+    image=examples_lib.preview_image(row),
     where=f"{_text(row['source'])}:{line}",
   )
 
@@ -172,9 +173,9 @@ def decode(
   for batch in batches:
     n = len(batch["labels"])
     inputs = {k: batch[k] for k in keys if k in batch}
-    if not len(inputs.get("pixel_values", [None])):  # rows without images
-      inputs.pop("pixel_values")
-      inputs.pop("image_grid_thw")
+    if not len(inputs.get("pixel_values", [None])):  # rows without visuals
+      for key in _GENERATE_KEYS[2:]:
+        inputs.pop(key, None)
     inputs["input_ids"] = inputs["input_ids"][:n]
     inputs["attention_mask"] = inputs["attention_mask"][:n]
     rng, key = jax.random.split(rng)

@@ -76,6 +76,7 @@ def _vision_config(v: dict[str, Any], where: str) -> VisionConfig:
     window_size=int(v.get("window_size", 112)),
     fullatt_block_indexes=tuple(int(i) for i in v["fullatt_block_indexes"]),
     out_hidden_size=int(v["out_hidden_size"]),
+    tokens_per_second=v.get("tokens_per_second", 2),
   )
 
 
@@ -142,7 +143,7 @@ def config_to_hf(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
       "fullatt_block_indexes": list(v.fullatt_block_indexes),
       "out_hidden_size": v.out_hidden_size,
       "hidden_act": "silu",
-      "tokens_per_second": 2,
+      "tokens_per_second": v.tokens_per_second,
     },
   }
 

@@ -42,6 +42,8 @@ class VisionConfig:
   fullatt_block_indexes: tuple[int, ...] = (7, 15, 23, 31)
   out_hidden_size: int = 3584
   rms_norm_eps: float = 1e-6
+  # A video's temporal rotary positions per second (M-RoPE's time axis).
+  tokens_per_second: float = 2
 
   @property
   def head_dim(self) -> int:

@@ -32,6 +32,21 @@ IMAGE = Kind(
   "images",
   "Was the prompt truncated, or the image resized after tokenisation?",
 )
+VIDEO = Kind(
+  "video",
+  "<|video_pad|>",
+  "vlm.expand_video_placeholders",
+  "videos",
+  "Was the prompt truncated, or the video resized after tokenisation?",
+)
+# Images and videos share one stream (vlm's module docstring).
+VISUAL = Kind(
+  "visual",
+  "<|image_pad|> or <|video_pad|>",
+  "vlm.expand_image_placeholders",
+  "visuals",
+  "Was the prompt truncated, or the visual resized after tokenisation?",
+)
 AUDIO = Kind(
   "audio",
   "<|AUDIO|>",

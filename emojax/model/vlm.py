@@ -1,11 +1,20 @@
-"""Merging images into the language model: placeholders, features, positions.
+"""Merging images and videos into the language model: placeholders,
+features, positions.
 
-A Qwen2.5-VL prompt holds one run of `<|image_pad|>` tokens per image, as
-many as the image has merged patches (t * h * w / merge^2). The host side
-(`expand_image_placeholders`, `check_batch`, `get_rope_index`, `prepare`)
-works on numpy before any compute and fails with a message naming the row;
-the device side (`input_embeddings`) encodes the images and scatters their
-features into those runs, inside jit.
+A Qwen2.5-VL prompt holds one run of `<|image_pad|>` tokens per image and
+of `<|video_pad|>` per video, as many as the visual has merged patches
+(t * h * w / merge^2; a video's t is its frames / temporal_patch_size).
+emojax batches carry every visual in one stream, in placeholder order
+across rows: `pixel_values` (their patches), `image_grid_thw` (one grid per
+visual) and, with videos, `second_per_grid_ts` (seconds per temporal grid
+step, one per visual), so the tower encodes images and videos in one call
+and batch surgery moves one kind of item. transformers' layout (videos
+apart in `pixel_values_videos` / `video_grid_thw`) is converted by
+`from_hf_layout`. The host side (`expand_image_placeholders`,
+`check_batch`, `get_rope_index`, `prepare`) works on numpy before any
+compute and fails with a message naming the row; the device side
+(`input_embeddings`) encodes the visuals and scatters their features into
+those runs, inside jit.
 
   batch = vlm.prepare(cfg, batch)        # host: checks, 3-D positions, layout
   logits_BTV = jax.jit(forward, static_argnums=1)(params, cfg, batch)
@@ -95,22 +104,41 @@ def expand_image_placeholders(
   )
 
 
+def expand_video_placeholders(
+  cfg: ModelConfig, input_ids: Sequence[int], video_grid_thw
+) -> list[int]:
+  """Repeats each single `<|video_pad|>` by its video's merged-token count
+  (t * h * w / merge^2), as `expand_image_placeholders` does images."""
+  counts = vision.num_merged_tokens(cfg.vision, video_grid_thw).tolist()
+  return placeholders.expand(
+    placeholders.VIDEO, input_ids, cfg.video_token_id, counts
+  )
+
+
+def visual_ids(cfg: ModelConfig) -> tuple[int, int]:
+  """The placeholder ids visual features replace: image and video pads."""
+  return cfg.image_token_id, cfg.video_token_id
+
+
 def check_batch(
   cfg: ModelConfig, input_ids_BT, attention_mask_BT, pixel_values, grid_thw
 ) -> None:
-  """Raises, naming the row and the fix, when images and prompts disagree.
+  """Raises, naming the row and the fix, when visuals and prompts disagree.
 
   Checks the pixels' channel count and grids, then that each row's image
-  runs (in order across rows, as transformers consumes them) match the
-  images' token counts, so a prompt truncated through its image tokens or
-  a placeholder/image count mismatch fails here, before any compute.
+  and video runs (in order across rows, the stream's order) match the
+  visuals' token counts, so a prompt truncated through its visual tokens
+  or a placeholder/visual count mismatch fails here, before any compute.
   """
   ids_BT = np.asarray(input_ids_BT)
   valid_BT = placeholders.valid_mask(ids_BT, attention_mask_BT)
-  if np.any(ids_BT[valid_BT] == cfg.video_token_id):
+  has_video = bool(np.any(ids_BT[valid_BT] == cfg.video_token_id))
+  if has_video and cfg.audio is not None:
     raise ValueError(
-      f"input_ids hold video placeholders (id {cfg.video_token_id}); emojax "
-      "supports images only. Sample frames and pass them as images."
+      "input_ids hold video placeholders, and Qwen2.5-Omni interleaves a "
+      "video's frames with its audio by time (TMRoPE), which emojax does "
+      "not implement; sample frames and pass them as images, or use a "
+      "Qwen2.5-VL model."
     )
   if pixel_values is None and grid_thw is None:
     grid_thw = np.zeros((0, 3), np.int64)
@@ -122,52 +150,132 @@ def check_batch(
   else:
     vision.check_inputs(cfg.vision, pixel_values, grid_thw)
   grid = np.asarray(grid_thw).reshape(-1, 3)
+  kind = placeholders.VISUAL if has_video else placeholders.IMAGE
+  # One stream: a video run counts as a visual run like an image's.
+  visual_BT = np.where(ids_BT == cfg.video_token_id, cfg.image_token_id, ids_BT)
   placeholders.check(
-    placeholders.IMAGE,
-    ids_BT,
+    kind,
+    visual_BT,
     attention_mask_BT,
     cfg.image_token_id,
     vision.num_merged_tokens(cfg.vision, grid).tolist(),
-    lambda j: f"image {j} (grid {grid[j].tolist()})",
+    lambda j: f"{kind.noun} {j} (grid {grid[j].tolist()})",
     open_ids=(cfg.image_token_id, cfg.vision_start_token_id),
-    count_fix=" (image_grid_thw lists the images; fix the prompts or the "
-    "image list of the rows that differ)",
+    count_fix=" (image_grid_thw lists the visuals; fix the prompts or the "
+    "visual list of the rows that differ)",
   )
 
 
+def from_hf_layout(cfg: ModelConfig, batch: Mapping) -> dict:
+  """transformers' batch (images in `pixel_values`, videos apart in
+  `pixel_values_videos`, `video_grid_thw`, per-video `second_per_grid_ts`)
+  as emojax's one visual stream in placeholder order (see the module
+  docstring); a batch without videos comes back unchanged."""
+  if batch.get("pixel_values_videos") is None:
+    return dict(batch)
+  out = {k: v for k, v in batch.items() if "video" not in k}
+  out.pop("second_per_grid_ts", None)
+  grids = {
+    "image": np.asarray(batch.get("image_grid_thw", np.zeros((0, 3))), int),
+    "video": np.asarray(batch["video_grid_thw"], int).reshape(-1, 3),
+  }
+  pixels = {
+    "image": np.asarray(batch.get("pixel_values", np.zeros((0, 1)))),
+    "video": np.asarray(batch["pixel_values_videos"]),
+  }
+  seconds = batch.get("second_per_grid_ts")
+  seconds = np.ones(len(grids["video"])) if seconds is None else seconds
+  ends = {k: np.cumsum(g.prod(-1)) for k, g in grids.items()}
+  taken = {"image": 0, "video": 0}
+  order_pixels, order_grids, order_seconds = [], [], []
+  ids_BT = np.asarray(batch["input_ids"])
+  valid_BT = placeholders.valid_mask(ids_BT, batch.get("attention_mask"))
+  for b in range(len(ids_BT)):
+    row = ids_BT[b][valid_BT[b]]
+    is_visual = np.isin(row, visual_ids(cfg))
+    for s, _ in placeholders.runs(is_visual):
+      kind = "video" if row[s] == cfg.video_token_id else "image"
+      j = taken[kind]
+      taken[kind] += 1
+      if j >= len(grids[kind]):
+        raise ValueError(
+          f"row {b}: more {kind} placeholder runs than the batch's "
+          f"{len(grids[kind])} {kind}s; fix the prompts or the {kind} list."
+        )
+      start = ends[kind][j] - grids[kind][j].prod()
+      order_pixels.append(pixels[kind][start : ends[kind][j]])
+      order_grids.append(grids[kind][j])
+      order_seconds.append(float(seconds[j]) if kind == "video" else 1.0)
+  for kind, n in taken.items():
+    if n != len(grids[kind]):
+      raise ValueError(
+        f"the batch has {len(grids[kind])} {kind}s but its prompts hold "
+        f"{n} {kind} placeholder runs; each needs one run, in order."
+      )
+  out["pixel_values"] = np.concatenate(order_pixels).astype(np.float32)
+  out["image_grid_thw"] = np.asarray(order_grids, np.int64)
+  out["second_per_grid_ts"] = np.asarray(order_seconds, np.float32)
+  return out
+
+
 def get_rope_index(
-  cfg: ModelConfig, input_ids_BT, image_grid_thw=None, attention_mask_BT=None
+  cfg: ModelConfig,
+  input_ids_BT,
+  image_grid_thw=None,
+  attention_mask_BT=None,
+  second_per_grid_ts=None,
 ) -> tuple[np.ndarray, np.ndarray]:
   """Qwen2.5-VL's 3-D positions `[3, B, T]` and rope deltas `[B]`.
 
-  Text advances all three components by one per token; an image's tokens
-  take (t, row, column) offsets from the position where it starts, and the
-  text after it resumes at start + max(h, w) / merge. Padding gets 0. The
-  delta (max position + 1 - length) continues positions during decoding.
+  Text advances all three components by one per token; a visual's tokens
+  take (t, row, column) offsets from the position where it starts, a
+  video's t scaled to time: grid step i sits at
+  floor(i * second_per_grid_t * tokens_per_second). The text after a
+  visual resumes one past the visual's largest position, as Qwen2.5-VL's
+  own code and vLLM do (transformers 5.x resumes at start + max(h, w) /
+  merge, which differs only when a video's time outruns its width).
+  Padding gets 0. The delta (max position + 1 - length) continues
+  positions during decoding. `second_per_grid_ts` is per visual (1.0
+  when absent).
   """
   ids_BT = np.asarray(input_ids_BT)
   valid_BT = placeholders.valid_mask(ids_BT, attention_mask_BT)
   m = cfg.vision.spatial_merge_size
-  grids = iter(np.asarray(image_grid_thw, np.int64).reshape(-1, 3).tolist())
+  grid = np.asarray(image_grid_thw, np.int64).reshape(-1, 3)
+  seconds = (
+    np.ones(len(grid)) if second_per_grid_ts is None else second_per_grid_ts
+  )
+  if len(seconds) != len(grid):
+    raise ValueError(
+      f"second_per_grid_ts has {len(seconds)} values for {len(grid)} "
+      "visuals; emojax's stream holds one per visual (images: 1.0). "
+      "Convert transformers' per-video values with vlm.from_hf_layout."
+    )
+  visuals = iter(zip(grid.tolist(), np.asarray(seconds).tolist(), strict=True))
   positions_3BT = np.zeros((3, *ids_BT.shape), np.int32)
   deltas_B = np.zeros(ids_BT.shape[0], np.int32)
   for b in range(ids_BT.shape[0]):
     row = ids_BT[b][valid_BT[b]]
     pieces, pos, prev = [], 0, 0
-    image_runs = placeholders.runs(row == cfg.image_token_id)
-    for s, e in image_runs + [(len(row), len(row))]:
+    runs = placeholders.runs(np.isin(row, visual_ids(cfg)))
+    for s, e in runs + [(len(row), len(row))]:
       text = np.arange(s - prev) + pos
       pieces.append(np.broadcast_to(text, (3, len(text))))
       pos += s - prev
       prev = e
       if s == e:
         continue
-      t, h, w = next(grids)
+      (t, h, w), second = next(visuals)
+      step = cfg.vision.tokens_per_second * second
+      if row[s] != cfg.video_token_id:
+        step = 1  # A still has one grid step; time does not apply.
+      time = (np.arange(t) * np.float64(step)).astype(np.int64)
       tt, hh, ww = np.meshgrid(
-        np.arange(t), np.arange(h // m), np.arange(w // m), indexing="ij"
+        time, np.arange(h // m), np.arange(w // m), indexing="ij"
       )
-      pieces.append(np.stack([tt, hh, ww]).reshape(3, -1) + pos)
-      pos += max(h, w) // m
+      block = np.stack([tt, hh, ww]).reshape(3, -1) + pos
+      pieces.append(block)
+      pos = int(block.max()) + 1
     row_3T = np.concatenate(pieces, axis=1)
     positions_3BT[:, b, valid_BT[b]] = row_3T
     deltas_B[b] = (row_3T.max() + 1 if len(row) else 0) - len(row)
@@ -177,20 +285,23 @@ def get_rope_index(
 def prepare(
   cfg: ModelConfig, batch: Mapping, num_patches: int | None = None
 ) -> dict:
-  """Host step before jit: checks, 3-D `position_ids`, the vision layout.
+  """Host step before jit: the one visual stream (`from_hf_layout`),
+  checks, 3-D `position_ids`, the vision layout.
 
   `num_patches` pads `pixel_values` to a fixed patch budget so batches with
   different image sizes reuse one compiled forward.
   """
-  out = dict(batch)
-  pixels = batch.get("pixel_values")
-  grid = batch.get("image_grid_thw")
-  mask = batch.get("attention_mask")
-  check_batch(cfg, batch["input_ids"], mask, pixels, grid)
+  out = from_hf_layout(cfg, batch)
+  pixels = out.get("pixel_values")
+  grid = out.get("image_grid_thw")
+  mask = out.get("attention_mask")
+  check_batch(cfg, out["input_ids"], mask, pixels, grid)
   if pixels is None:
     return out
-  if "position_ids" not in batch:
-    out["position_ids"], _ = get_rope_index(cfg, batch["input_ids"], grid, mask)
+  if "position_ids" not in out:
+    out["position_ids"], _ = get_rope_index(
+      cfg, out["input_ids"], grid, mask, out.get("second_per_grid_ts")
+    )
   layout = vision.layout(cfg.vision, grid, num_patches)
   pad = len(layout["perm_N"]) - np.shape(pixels)[0]
   out["pixel_values"] = np.pad(np.asarray(pixels), ((0, pad), (0, 0)))
@@ -210,8 +321,19 @@ def _need_host(what: str):
   )
 
 
+def _one_stream(cfg: ModelConfig, batch):
+  """`batch` with its videos in the visual stream (`from_hf_layout`), for
+  callers that skipped `prepare`."""
+  if batch.get("pixel_values_videos") is None:
+    return batch
+  if not _concrete(batch["input_ids"]):
+    raise _need_host("pixel_values_videos' placement")
+  return from_hf_layout(cfg, batch)
+
+
 def image_features(params, cfg: ModelConfig, batch) -> jax.Array:
-  """Merged features `[U, D]` of the batch's images, in placeholder order."""
+  """Merged features `[U, D]` of the batch's visuals, in placeholder
+  order."""
   layout = batch.get(LAYOUT_KEY)
   if layout is None:
     if not _concrete(batch["image_grid_thw"]):
@@ -235,9 +357,11 @@ def image_features(params, cfg: ModelConfig, batch) -> jax.Array:
 
 
 def position_ids(cfg: ModelConfig, batch) -> jax.Array | None:
-  """The batch's 3-D positions; None when it has no images (1-D is used)."""
+  """The batch's 3-D positions; None when it has no visuals (1-D is
+  used)."""
   if "position_ids" in batch:
     return jnp.asarray(batch["position_ids"], jnp.int32)
+  batch = _one_stream(cfg, batch)
   if batch.get("image_grid_thw") is None:
     return None
   if not _concrete(batch["input_ids"]):
@@ -247,13 +371,15 @@ def position_ids(cfg: ModelConfig, batch) -> jax.Array | None:
     batch["input_ids"],
     batch["image_grid_thw"],
     batch.get("attention_mask"),
+    batch.get("second_per_grid_ts"),
   )
   return jnp.asarray(positions_3BT)
 
 
-def scatter(x_BTD, features_UD, input_ids_BT, image_token_id: int):
-  """Replaces image placeholder embeddings by features, in row-major order."""
-  is_image_BT = input_ids_BT == image_token_id
+def scatter(x_BTD, features_UD, input_ids_BT, token_ids):
+  """Replaces the embeddings of placeholders (`token_ids`: one id or a
+  tuple) by features, in row-major order."""
+  is_image_BT = jnp.isin(input_ids_BT, jnp.asarray(token_ids))
   index_BT = jnp.cumsum(is_image_BT.reshape(-1)).reshape(is_image_BT.shape) - 1
   index_BT = jnp.clip(index_BT, 0, features_UD.shape[0] - 1)
   feats_BTD = features_UD.astype(x_BTD.dtype)[index_BT]
@@ -261,9 +387,11 @@ def scatter(x_BTD, features_UD, input_ids_BT, image_token_id: int):
 
 
 def input_embeddings(params, cfg: ModelConfig, batch) -> jax.Array:
-  """Token embeddings with image features in the placeholder slots."""
+  """Token embeddings with visual features in the placeholder slots."""
   x_BTD = decoder.embed_tokens(params, cfg, batch["input_ids"])
+  if cfg.vision is not None:
+    batch = _one_stream(cfg, batch)
   if cfg.vision is None or batch.get("pixel_values") is None:
     return x_BTD
   features_UD = image_features(params, cfg, batch)
-  return scatter(x_BTD, features_UD, batch["input_ids"], cfg.image_token_id)
+  return scatter(x_BTD, features_UD, batch["input_ids"], visual_ids(cfg))

@@ -27,9 +27,20 @@ KNOWN_KEYS = (
   "position_ids",
   "pixel_values",
   "image_grid_thw",
+  "second_per_grid_ts",
+  "pixel_values_videos",
+  "video_grid_thw",
   "input_features",
   "feature_attention_mask",
   "audio_feature_lengths",
+)
+# The visuals' keys, in emojax's one stream or transformers' video layout.
+VISUAL_KEYS = (
+  "pixel_values",
+  "image_grid_thw",
+  "second_per_grid_ts",
+  "pixel_values_videos",
+  "video_grid_thw",
 )
 # Keys a training batch may carry that do not affect generation.
 IGNORED_KEYS = ("loss_mask",)
@@ -107,16 +118,17 @@ def prepare(cfg: ModelConfig, batch: Mapping, bucket: int = 16) -> dict:
     out["position_ids"] = left_align(
       batch["position_ids"], starts_P, lengths_P, width
     )
-  if batch.get("pixel_values") is not None:
+  visual_keys = [k for k in VISUAL_KEYS if batch.get(k) is not None]
+  if visual_keys:
     if cfg.vision is None:
       raise ValueError(
-        "batch has pixel_values but the model has no vision tower "
+        f"batch has {visual_keys[0]} but the model has no vision tower "
         f"(family={cfg.family!r}); drop the images or load a VLM."
       )
-    out["pixel_values"] = batch["pixel_values"]
-    out["image_grid_thw"] = batch.get("image_grid_thw")
+    out.update({k: batch[k] for k in visual_keys})
     out = vlm.prepare(cfg, out)
-    del out["image_grid_thw"]
+    for key in ("image_grid_thw", "second_per_grid_ts"):
+      out.pop(key, None)
   lens = audio_lm.feature_lens(batch)
   if batch.get("input_features") is not None or lens is not None:
     out["input_features"] = np.asarray(batch["input_features"], np.float32)

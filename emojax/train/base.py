@@ -38,7 +38,9 @@ def base_config(config):
   c.stages = ("ground", "pretrain")
   c.model.base = ""
   c.model.hf_dir = ""
-  c.data.dataset = "facs_synth"
+  c.data.dataset = "facs_synth"  # Stills, whatever the recipe reads.
+  c.data.video_frames = 0
+  c.data.audio = False
   c.data.manual_dir = ""
   c.data.splits = {"train": "train", "sft": "sft", "test": "test"}
   c.data.seed = config.data.seed + BASE_SEED_OFFSET

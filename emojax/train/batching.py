@@ -1,7 +1,8 @@
 """Host-side batch surgery: device keys, row slices, repeats, VLM prep.
 
-Pipeline batches carry one image (or none) per row, with `pixel_values`
-concatenated over the batch's images in row order, and one clip (or none)
+Pipeline batches carry one visual, an image or a video, (or none) per row,
+with `pixel_values` concatenated over the batch's visuals in row order
+(`image_grid_thw`, `second_per_grid_ts` one per visual), and one clip (or none)
 per row, `input_features` stacked over the clips in row order; slicing or
 repeating rows must carry each row's patches and clip along.
 """
@@ -24,28 +25,32 @@ DEVICE_KEYS = (
   "position_ids",
   "pixel_values",
   "image_grid_thw",
+  "second_per_grid_ts",
   "input_features",
   "audio_feature_lengths",
   "loss_mask",
 )
 CLIP_KEYS = ("input_features", "audio_feature_lengths")
+# Per-visual keys besides the patches (`pixel_values`).
+VISUAL_KEYS = ("image_grid_thw", "second_per_grid_ts")
 # Keys whose rows are the batch's rows and whose columns are its tokens.
 ROW_KEYS = ("input_ids", "attention_mask", "loss_mask", "segment_ids")
 
 
 def _image_rows(cfg: ModelConfig, batch: Mapping) -> tuple[np.ndarray, list]:
-  """Per row: its image index or -1; and each image's patch slice."""
+  """Per row: its visual's index or -1; and each visual's patch slice."""
   if batch.get("image_grid_thw") is None or not len(batch["image_grid_thw"]):
     return np.full(len(batch["input_ids"]), -1), []
-  has_image_B = (np.asarray(batch["input_ids"]) == cfg.image_token_id).any(1)
+  ids_BT = np.asarray(batch["input_ids"])
+  has_image_B = np.isin(ids_BT, vlm.visual_ids(cfg)).any(1)
   image_of_B = np.where(has_image_B, np.cumsum(has_image_B) - 1, -1)
   sizes = np.prod(np.asarray(batch["image_grid_thw"]), axis=1)
   ends = np.cumsum(sizes)
   slices = [slice(int(e - s), int(e)) for s, e in zip(sizes, ends, strict=True)]
   if has_image_B.sum() != len(slices):
     raise ValueError(
-      f"{has_image_B.sum()} rows hold image tokens but the batch has "
-      f"{len(slices)} images; emojax batches carry one image per row."
+      f"{has_image_B.sum()} rows hold image or video tokens but the batch "
+      f"has {len(slices)} visuals; emojax batches carry one per row."
     )
   return image_of_B, slices
 
@@ -74,7 +79,7 @@ def take_rows(cfg: ModelConfig, batch: Mapping, rows) -> dict:
   clip_of_B = _clip_rows(cfg, batch)
   out = {}
   for key, value in batch.items():
-    if key in ("pixel_values", "image_grid_thw", *CLIP_KEYS):
+    if key in ("pixel_values", *VISUAL_KEYS, *CLIP_KEYS):
       continue
     if (
       isinstance(value, np.ndarray)
@@ -89,11 +94,12 @@ def take_rows(cfg: ModelConfig, batch: Mapping, rows) -> dict:
   if slices:
     images = [int(image_of_B[r]) for r in rows if image_of_B[r] >= 0]
     pixels = np.asarray(batch["pixel_values"])
-    grid = np.asarray(batch["image_grid_thw"])
     out["pixel_values"] = np.concatenate(
       [pixels[slices[i]] for i in images] or [pixels[:0]]
     )
-    out["image_grid_thw"] = grid[images] if images else grid[:0]
+    for key in VISUAL_KEYS:
+      if batch.get(key) is not None:
+        out[key] = np.asarray(batch[key])[np.asarray(images, int)]
   clips = [int(clip_of_B[r]) for r in rows if clip_of_B[r] >= 0]
   if clips:
     for key in CLIP_KEYS:
@@ -149,13 +155,14 @@ def device_batch(cfg: ModelConfig, batch: Mapping, bucket: int = 32) -> dict:
       out.pop(key, None)
   else:
     audio_lm.check_batch(cfg, out)
+  no_visuals = out.get("pixel_values") is not None and not len(
+    out["pixel_values"]
+  )
+  if cfg.vision is None or no_visuals:
+    for key in ("pixel_values", *VISUAL_KEYS):
+      out.pop(key, None)
   if cfg.vision is None:
-    out.pop("pixel_values", None)
-    out.pop("image_grid_thw", None)
     return out
-  if out.get("pixel_values") is not None and not len(out["pixel_values"]):
-    out.pop("pixel_values")
-    out.pop("image_grid_thw")
   return vlm.prepare(cfg, out)
 
 

@@ -18,11 +18,13 @@ import tensorflow_datasets as tfds
 from emojax import multihost
 from emojax.data import image_processor as ip
 from emojax.data import pipeline
+from emojax.data import video as video_lib
 from emojax.data.examples import ExampleConfig
 from emojax.data.tfds import (
   dair_emotion,
   emotion_cot,
   facial_r1,
+  facs_clips,
   facs_synth,
   mer,
   prosody_synth,
@@ -31,13 +33,17 @@ from emojax.data.tfds import (
 BUILDERS = {
   "facs_synth": facs_synth.EmojaxFacsSynth,
   "facial_r1": facial_r1.EmojaxFacialR1,
+  "facs_clips": facs_clips.EmojaxFacsClips,
+  "facial_r1_video": facial_r1.EmojaxFacialR1Video,
   "dair_emotion": dair_emotion.EmojaxDairEmotion,
   "mer": mer.EmojaxMer,
   "emotion_cot": emotion_cot.EmojaxEmotionCot,
   "prosody_synth": prosody_synth.EmojaxProsodySynth,
 }
 # Generated while preparing: no manual_dir needed.
-SYNTHETIC = ("facs_synth", "prosody_synth")
+SYNTHETIC = ("facs_synth", "facs_clips", "prosody_synth")
+# Data sets whose rows may be clips of frames (R1-Omni's video input).
+VIDEO_DATASETS = ("facs_clips", "facial_r1_video")
 ROLES = ("train", "sft", "test")  # The splits the stages read.
 
 
@@ -76,6 +82,18 @@ def builder(cfg) -> Splits:
       num_sft=cfg.num_sft,
       seed=cfg.seed,
       size=cfg.image_size,
+    )
+  if cfg.dataset == "facs_clips":
+    kwargs["config"] = facs_clips.FacsClipsConfig(
+      name=f"n{cfg.num_train}-{cfg.num_sft}-{cfg.num_test}-s{cfg.seed}-"
+      f"px{cfg.image_size}-f{cfg.clip_frames}-r{cfg.clip_fps:g}",
+      num_train=cfg.num_train,
+      num_test=cfg.num_test,
+      num_sft=cfg.num_sft,
+      seed=cfg.seed,
+      size=cfg.image_size,
+      frames=cfg.clip_frames,
+      fps=cfg.clip_fps,
     )
   manual = os.path.expanduser(cfg.get("manual_dir") or "") or None
   if manual and not os.path.isdir(manual):
@@ -205,7 +223,36 @@ def example_config(
     system=cfg.system or None,
     image=image_config(model_cfg, cfg),
     **audio_config(model_cfg, cfg),
+    **video_config(model_cfg, cfg),
   )
+
+
+def video_config(model_cfg, cfg) -> dict:
+  """ExampleConfig's watching fields: with `cfg.video_frames` > 0 each
+  clip is that many sampled frames in the frame budget (`video_min_pixels`
+  .. `video_max_pixels`); 0 = the model does not watch."""
+  frames = int(cfg.get("video_frames", 0))
+  if not frames:
+    return {}
+  if cfg.dataset not in VIDEO_DATASETS:
+    raise ValueError(
+      f"config.data.video_frames={frames} but {cfg.dataset!r} has no "
+      f"clips; the video data sets are {', '.join(VIDEO_DATASETS)}."
+    )
+  if model_cfg.vision is None:
+    raise ValueError(
+      "config.data.video_frames > 0 but the model has no vision tower; use "
+      "a Qwen2.5-VL model or set config.data.video_frames=0."
+    )
+  budget = {
+    "min_pixels": cfg.get("video_min_pixels", video_lib.VIDEO_MIN_PIXELS),
+    "max_pixels": cfg.get("video_max_pixels", video_lib.VIDEO_MAX_PIXELS),
+  }
+  image = image_config(model_cfg, cfg)
+  return {
+    "video_frames": frames,
+    "video": dataclasses.replace(image, **budget),
+  }
 
 
 def audio_config(model_cfg, cfg) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 
 from emojax import multihost
+from emojax.data import examples as examples_lib
 from emojax.eval import html, metrics, report, score
 from emojax.train import generation
 from emojax.train.run import Run
@@ -37,7 +38,7 @@ def evaluate(run: Run, params, name: str) -> dict[str, float]:
       labels=tuple(_text(w) for w in row["labels"]),
       aus=tuple(_text(a) for a in row["AUs"]),
       description=_text(row["description"]),
-      image=bytes(row["image"]) or None,
+      image=examples_lib.preview_image(row),
       where=f"{_text(row['source'])}:{int(row['line'])}",
     )
     for row in rows

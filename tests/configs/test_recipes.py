@@ -31,6 +31,10 @@ VARIANTS = {
     "human_omni_v2",
     "human_omni_v2,smoke",
     "human_omni_v2,qwen2_5_vl_7b",
+    "video",
+    "video,smoke",
+    "human_omni_v2,video",
+    "video,qwen2_5_vl_7b",
   ),
   "text_classifier": ("", "smoke", "qwen2_5_1_5b"),
   "emotion_thinker": (
@@ -377,6 +381,38 @@ def test_emotion_thinker_listen_smoke_hears_the_clips(tmp_path, monkeypatch):
     setup.model_config(c, setup.tokenizer(c)), c.data, "sft", "task", "x"
   )
   assert example.audio_frames == 800 and "Transcript" not in prompt
+
+
+def test_r1_omni_video_smoke_watches_the_clips(tmp_path, monkeypatch):
+  """The video variant: every stage's batches hold 8-frame clips (4 time
+  steps, 0.5 s each at 4 fps) as `<|video_pad|>` runs, and the evals
+  show each clip's last frame."""
+  from emojax.model import vlm
+
+  seen = []
+  prepare = vlm.prepare
+  monkeypatch.setattr(
+    vlm,
+    "prepare",
+    lambda cfg, b, *a, **k: seen.append(dict(b)) or prepare(cfg, b, *a, **k),
+  )
+  c = _config("r1_omni", "video,smoke")
+  c.sft.steps, c.rl.steps = 2, 1
+  history, workdir = _smoke(c, tmp_path, monkeypatch)
+  assert set(history["evals"]) == {"base", "0-sft", "1-grpo"}
+  assert history["evals"]["1-grpo"]["emotion/count"] == 4.0
+  videos = [b for b in seen if b.get("second_per_grid_ts") is not None]
+  assert len(videos) >= 4
+  for b in videos:
+    assert (np.asarray(b["image_grid_thw"])[:, 0] == 4).all()
+    np.testing.assert_array_equal(b["second_per_grid_ts"], 0.5)
+    ids = np.asarray(b["input_ids"])
+    cfg = setup.model_config(c, setup.tokenizer(c))
+    assert (ids == cfg.video_token_id).any() and not (
+      ids == cfg.image_token_id
+    ).any()
+  html = (workdir / "eval" / "1-grpo" / "completions.html").read_text()
+  assert html.count('alt="face ') == 4 and "no image" not in html
 
 
 def test_text_classifier_smoke_runs_text_only(tmp_path, monkeypatch):

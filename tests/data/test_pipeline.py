@@ -6,7 +6,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from emojax.data import audio_features, audio_io, errors, pipeline, synth, voice
+from emojax.data import (
+  audio_features,
+  audio_io,
+  errors,
+  pipeline,
+  prompts,
+  synth,
+  video,
+  voice,
+)
 from emojax.data import examples as examples_lib
 from emojax.data import image_processor as ip
 from emojax.data import tokenizer as tokenizer_lib
@@ -292,3 +301,112 @@ def test_clips_too_short_or_too_long_for_the_budget(tok):
   packed = _cfg(example={"audio_frames": 50}, packing=True)
   with pytest.raises(ValueError, match="packing with clips"):
     pipeline.make_dataset([short], heard, packed)
+
+
+VIDEO = {"video_frames": 3, "video": IMAGE}
+
+
+def _video_row(i: int, frames: int = 5, fps: float = 10.0, **overrides):
+  clip = [_png(100 * i + f, 56, 84) for f in range(frames)]
+  return _row(i, **{"image": b"", "video": clip, "video_fps": fps, **overrides})
+
+
+def test_video_row_prompt_tokens_and_patches(tok, tmp_path):
+  """A clip: 3 of its 5 frames (0, 2, 4), padded to 4, at 10 * 3/5 = 6
+  fps, so 2/6 s per grid step; its <|video_pad|> run is t*h*w/4 as
+  Qwen2_5_VLProcessor.__call__ makes it (transcribed, with transformers'
+  tokenizer on emojax's saved folder)."""
+  transformers = pytest.importorskip("transformers")
+  row = _video_row(0)
+  cfg = _cfg(shuffle=False, batch_size=1, example={"mode": "rollout", **VIDEO})
+  batch = _batches([row], tok, cfg)[0]
+  np.testing.assert_array_equal(batch["image_grid_thw"], [[2, 4, 6]])
+  np.testing.assert_allclose(batch["second_per_grid_ts"], [2 / 6], rtol=1e-6)
+  assert batch["second_per_grid_ts"].dtype == np.float32
+  want, _, _ = video.preprocess_video(
+    [row["video"][i] for i in (0, 2, 4)], IMAGE, fps=6.0
+  )
+  np.testing.assert_array_equal(batch["pixel_values"], want)
+  ids = batch["input_ids"][0][batch["attention_mask"][0] == 1]
+  assert (ids == tok.video_pad_id).sum() == 2 * 4 * 6 // 4
+  assert not (ids == tok.image_pad_id).any()
+  tok.save(tmp_path)
+  hf_tok = transformers.PreTrainedTokenizerFast.from_pretrained(str(tmp_path))
+  prepare = examples_lib.Prepare(tok, cfg.example)
+  chat = prompts.messages(prepare._prompt(row, True), image=False, video=True)
+  text = hf_tok.apply_chat_template(
+    chat, tokenize=False, add_generation_prompt=True
+  )
+  assert "<|vision_start|><|video_pad|><|vision_end|>" in text
+  expanded = text.replace("<|video_pad|>", "<|placeholder|>" * 12)
+  expanded = expanded.replace("<|placeholder|>", "<|video_pad|>")
+  np.testing.assert_array_equal(ids, hf_tok(expanded)["input_ids"])
+
+
+def test_mixed_batch_has_one_grid_and_step_per_visual(tok):
+  rows = [_row(0), _video_row(1), _row(2, image=b"", text=b"ok"), _row(3)]
+  rows += [_video_row(4, frames=2, fps=4.0)]
+  cfg = _cfg(shuffle=False, batch_size=5, example=VIDEO)
+  batch = _batches(rows, tok, cfg)[0]
+  grid = batch["image_grid_thw"]
+  np.testing.assert_array_equal(
+    grid, [[1, 4, 4], [2, 4, 6], [1, 4, 4], [1, 4, 6]]
+  )
+  np.testing.assert_allclose(
+    batch["second_per_grid_ts"], [1.0, 2 / 6, 1.0, 2 / 4], rtol=1e-6
+  )
+  assert batch["pixel_values"].shape == (grid.prod(1).sum(), 3 * 2 * 14 * 14)
+  for r, pad in [(0, "image"), (1, "video"), (3, "image"), (4, "video")]:
+    ids = batch["input_ids"][r]
+    n = int((ids == getattr(tok, f"{pad}_pad_id")).sum())
+    assert n == grid[r - (r > 2)].prod() // 4
+  images_only = _batches([_row(0), _row(1)], tok, cfg)[0]
+  assert "second_per_grid_ts" not in images_only
+
+
+def test_packed_videos_keep_placeholder_order(tok):
+  rows = [_video_row(0), _row(1), _video_row(2, frames=1)]
+  cfg = _cfg(
+    shuffle=False, batch_size=1, packing=True, example={**VIDEO, "max_len": 900}
+  )
+  batch = _batches(rows, tok, cfg)[0]
+  assert batch["line"] == [1, 2, 3]
+  np.testing.assert_array_equal(
+    batch["image_grid_thw"], [[2, 4, 6], [1, 4, 6], [1, 4, 6]]
+  )
+  np.testing.assert_allclose(
+    batch["second_per_grid_ts"], [2 / 6, 1.0, 2 / 10], rtol=1e-6
+  )
+
+
+@pytest.mark.parametrize(
+  "overrides,example,field,words",
+  [
+    ({"video_fps": 0.0}, VIDEO, "video_fps", "video_fps=0.0"),
+    ({"image": _png(9)}, VIDEO, "video", "both an image and a video"),
+    ({}, {"video_frames": 0}, "video", "does not watch"),
+  ],
+)
+def test_bad_video_rows_are_named(tok, overrides, example, field, words):
+  prepare = examples_lib.Prepare(tok, _cfg(example=example).example)
+  out = prepare(_video_row(0, **overrides))
+  assert out["bad_example"].startswith(f"fixture.jsonl:1 field {field!r}")
+  assert words in out["bad_example"]
+
+
+def test_bad_frames_name_the_stored_frame(tok):
+  prepare = examples_lib.Prepare(tok, _cfg(example=VIDEO).example)
+  row = _video_row(0)
+  row["video"][2] = b"\x89PNG broken"
+  out = prepare(row)["bad_example"]
+  assert out.startswith("fixture.jsonl:1 field 'video'")
+  assert "frame 2: cannot decode" in out
+  row = _video_row(0)
+  row["video"][4] = _png(1, 56, 56)
+  out = prepare(row)["bad_example"]
+  assert "frame 4 is 56x56 but frame 0 is 56x84" in out
+
+
+def test_video_budget_must_share_the_tower():
+  with pytest.raises(ValueError, match="video.patch_size=16"):
+    examples_lib.ExampleConfig(video=ip.ImageProcessorConfig(patch_size=16))

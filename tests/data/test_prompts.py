@@ -97,6 +97,11 @@ def test_messages_in_hf_chat_format():
     {"role": "system", "content": "sys"},
     {"role": "user", "content": [{"type": "text", "text": "hi"}]},
   ]
+  video = prompts.messages("hi", image=False, video=True)
+  assert video[0]["content"] == [
+    {"type": "video"},
+    {"type": "text", "text": "hi"},
+  ]
 
 
 def test_emotion_list_rejects_non_labels():

@@ -125,3 +125,50 @@ def test_split_seeds_differ():
   assert len(seeds) == 3
   with pytest.raises(ValueError, match="must be >= 0"):
     synth.sample_face(0, -1)
+
+
+def _expressive(seed: int) -> int:
+  """An index whose face shows at least two AUs (so the onset shows)."""
+  return next(i for i in range(100) if len(synth.sample_face(seed, i).aus) > 1)
+
+
+def test_clip_rises_from_neutral_to_make_examples_face():
+  index = _expressive(4)
+  face = synth.sample_face(4, index)
+  clip = synth.make_clip(4, index, size=48, frames=8, reasoning=True)
+  frames = clip["frames"]
+  assert frames.shape == (8, 48, 48, 3) and frames.dtype == np.uint8
+  apex = clip["apex"]
+  assert apex == 5  # about 2/3 of the way into 8 frames
+  ex = synth.make_example(4, index, size=48, reasoning=True)
+  for key in ("labels", "AUs", "caption", "description"):
+    assert clip[key] == ex[key]
+  # The apex frame is make_example's image (same strengths, same noise).
+  np.testing.assert_array_equal(frames[apex], ex["image"])
+
+  def seed(f):
+    return synth.frame_seed(face.noise_seed, f, apex)
+
+  # Frame 0 is the neutral face of the same person.
+  neutral = faces.render({}, face.identity, size=48, seed=seed(0))
+  np.testing.assert_array_equal(frames[0], neutral)
+  # The apex holds to the end; only the imaging noise changes.
+  full = {n: faces.INTENSITY[k] for n, k in face.aus.items()}
+  last = faces.render(full, face.identity, size=48, seed=seed(7))
+  np.testing.assert_array_equal(frames[7], last)
+  # Frame 2 is 2/5 of the way up the onset: the AUs at 2/5 strength.
+  rising = {n: 2 / 5 * s for n, s in full.items()}
+  np.testing.assert_array_equal(
+    frames[2], faces.render(rising, face.identity, size=48, seed=seed(2))
+  )
+  assert len({frames[f].tobytes() for f in range(8)}) == 8
+
+
+def test_one_frame_clip_is_the_apex():
+  clip = synth.make_clip(1, 3, size=32, frames=1)
+  assert clip["apex"] == 0
+  np.testing.assert_array_equal(
+    clip["frames"][0], synth.make_example(1, 3, size=32)["image"]
+  )
+  with pytest.raises(ValueError, match="frames=0"):
+    synth.make_clip(1, 3, frames=0)

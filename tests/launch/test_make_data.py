@@ -14,7 +14,7 @@ import tensorflow_datasets as tfds
 from PIL import Image
 
 from emojax.data import audio_features, audio_io, synth, voice
-from emojax.data.tfds import emotion_cot
+from emojax.data.tfds import emotion_cot, facs_clips
 from emojax.eval import decode
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -96,6 +96,8 @@ def test_contact_sheet_is_an_image(written):
     ({"num_train": 0, "num_test": 0}, "nothing to write"),
     ({"size": 8}, r"--size=8 must be in \[16, 1024\]"),
     ({"seed": -3}, "--seed=-3"),
+    ({"frames": 0}, r"--frames=0 must be in \[1, 1000\]"),
+    ({"fps": 0.0}, "--fps=0.0 must be > 0"),
   ],
 )
 def test_bad_flags_name_the_flag(tmp_path, change, message):
@@ -208,3 +210,47 @@ def test_prosody_synth_writes_emotion_cot_with_clips(tmp_path):
     (out / r["audio_path"]).read_bytes() for r in _rows(out / "test.jsonl")
   ]
   assert [bytes(r["audio"]) for r in rows] == want
+
+
+def test_facs_clips_writes_frame_folders_the_builder_reads(tmp_path):
+  out = tmp_path / "clips"
+  spec = make_data.Spec(
+    "facs_clips", str(out), 3, 1, num_sft=1, seed=2, size=32, frames=3, fps=5
+  )
+  make_data.make_data(spec)
+  assert sorted(p.name for p in out.iterdir()) == [
+    "contact_sheet.png",
+    "sft.jsonl",
+    "test.jsonl",
+    "train.jsonl",
+    "videos",
+  ]
+  train, test = _rows(out / "train.jsonl"), _rows(out / "test.jsonl")
+  assert [r["video"] for r in train] == [
+    f"videos/train/{i:06d}" for i in range(3)
+  ]
+  assert _rows(out / "sft.jsonl")[0]["video"] == train[0]["video"]
+  for split, rows in (("train", train), ("test", test)):
+    for i, row in enumerate(rows):
+      assert set(row) == {"video", "fps", "labels", "AUs", "caption"}
+      assert row["fps"] == 5
+      names = sorted(p.name for p in (out / row["video"]).iterdir())
+      assert names == ["000.png", "001.png", "002.png"]
+      clip = synth.make_clip(synth.split_seed(2, split), i, size=32, frames=3)
+      frames = [np.asarray(Image.open(out / row["video"] / n)) for n in names]
+      np.testing.assert_array_equal(np.stack(frames), clip["frames"])
+      assert row["labels"] == clip["labels"] and row["AUs"] == clip["AUs"]
+  assert Image.open(out / "contact_sheet.png").width >= 4 * 32
+  # The clips builder reads the folder back through the video JSONL reader.
+  builder = facs_clips.EmojaxFacsClips(
+    data_dir=str(tmp_path / "tfds"), file_format="array_record"
+  )
+  builder.download_and_prepare(
+    download_config=tfds.download.DownloadConfig(manual_dir=str(out))
+  )
+  got = sorted(builder.as_data_source("train"), key=lambda r: r["line"])
+  assert len(got) == 3 and len(builder.as_data_source("sft")) == 1
+  first = train[0]["video"]
+  want = [(out / first / f"{f:03d}.png").read_bytes() for f in range(3)]
+  assert [bytes(f) for f in got[0]["video"]] == want
+  assert got[0]["video_fps"] == 5.0

@@ -13,7 +13,7 @@ import tiny_vlm_hf
 
 from emojax.model import config as config_lib
 from emojax.model import params as params_lib
-from emojax.model import prefix, specs
+from emojax.model import prefix, specs, vlm
 from emojax.rl import logprobs
 from emojax.train import batching
 
@@ -64,8 +64,14 @@ def _vlm_case():
   return cfg, tiny_vlm_hf.left_aligned(tiny_vlm_hf.batch(cfg))
 
 
+def _video_case():
+  cfg = config_lib.tiny_vlm(tiny_vlm_hf.VOCAB)
+  hf = tiny_vlm_hf.video_batch(cfg, seconds=(2.0, 0.5), image=False)
+  return cfg, tiny_vlm_hf.left_aligned(vlm.from_hf_layout(cfg, hf))
+
+
 @pytest.mark.parametrize(
-  "case", [_text_case, _text_case_unrolled_remat, _vlm_case]
+  "case", [_text_case, _text_case_unrolled_remat, _vlm_case, _video_case]
 )
 def test_values_and_gradients_equal_concatenated_rows(case):
   cfg, prompts = case()

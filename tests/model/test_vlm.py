@@ -151,14 +151,6 @@ def test_bad_channels_fail_before_compute(setup):
     model_lib.forward(params, CFG, batch | {"pixel_values": gray})
 
 
-def test_video_placeholders_are_refused(setup):
-  _, _, batch, _ = setup
-  ids = batch["input_ids"].copy()
-  ids[1, 0] = CFG.video_token_id
-  with pytest.raises(ValueError, match="video"):
-    _check(batch, input_ids=ids)
-
-
 def test_a_frozen_tower_is_not_differentiated(setup):
   """freeze_vision: the tower's gradient is exactly zero and the language
   model's is unchanged, and the compiled gradient no longer holds the

@@ -47,3 +47,35 @@ def test_greedy_with_images_equals_transformers_generate():
   has_image = (batch["input_ids"] == CFG.image_token_id).any(axis=1)
   changed = (other.group(other.completion_ids)[:, 0] != want).any(axis=1)
   np.testing.assert_array_equal(changed, has_image)
+
+
+def test_greedy_with_videos_equals_transformers_generate():
+  """Videos (transformers' layout, time-scaled positions) decode as
+  transformers decodes them; other frames change the video rows only."""
+  hf_model = tiny_vlm_hf.sharpen(tiny_vlm_hf.model(CFG))
+  params = tiny_vlm_hf.emojax_params(CFG, hf_model)
+  batch = tiny_vlm_hf.video_batch(CFG)
+  aligned = tiny_vlm_hf.left_aligned(batch)
+  mm = {
+    "mm_token_type_ids": tiny_vlm_hf.mm_token_types(CFG, aligned["input_ids"])
+  }
+  want = tiny_vlm_hf.hf_greedy(hf_model, {**aligned, **mm}, N)
+
+  def greedy(b):
+    out = rollout.generate(
+      params,
+      CFG,
+      b,
+      jax.random.key(0),
+      num_generations=1,
+      max_new_tokens=N,
+      greedy=True,
+      stop_token_ids=(),
+    )
+    return out.group(out.completion_ids)[:, 0]
+
+  np.testing.assert_array_equal(greedy(batch), want)
+  assert len(np.unique(want)) > 6
+  other = {**batch, "pixel_values_videos": -batch["pixel_values_videos"]}
+  changed = (greedy(other) != want).any(axis=1)
+  np.testing.assert_array_equal(changed, [True, True, False])

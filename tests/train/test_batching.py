@@ -58,3 +58,32 @@ def test_device_batch_checks_the_clips_and_text_models_drop_them():
   bad["input_features"] = bad["input_features"][:1]
   with pytest.raises(ValueError, match="2 rows hold audio tokens but the"):
     batching.take_rows(CFG, bad, [0])
+
+
+def test_rows_take_their_videos_along():
+  """A video is one visual of the stream: its patches, grid and seconds
+  per grid step follow its row through repeats and slices."""
+  import tiny_vlm_hf
+
+  from emojax.model import vlm
+
+  cfg = config_lib.tiny_vlm(tiny_vlm_hf.VOCAB)
+  hf = tiny_vlm_hf.video_batch(cfg, image=False)
+  batch = vlm.from_hf_layout(cfg, hf)
+  got = batching.take_rows(cfg, batch, [1, 2, 0])
+  np.testing.assert_array_equal(got["image_grid_thw"], [[2, 4, 4], [3, 4, 6]])
+  np.testing.assert_array_equal(got["second_per_grid_ts"], [0.25, 0.5])
+  np.testing.assert_array_equal(
+    got["pixel_values"],
+    np.concatenate(
+      [hf["pixel_values_videos"][72:], hf["pixel_values_videos"][:72]]
+    ),
+  )
+  device = batching.device_batch(cfg, batching.repeat_rows(cfg, batch, 2), 0)
+  np.testing.assert_array_equal(
+    device["second_per_grid_ts"], [0.5, 0.5, 0.25, 0.25]
+  )
+  text_only = batching.device_batch(cfg, batching.take_rows(cfg, batch, [2]), 0)
+  assert (
+    "second_per_grid_ts" not in text_only and "pixel_values" not in text_only
+  )

@@ -7,7 +7,8 @@ under the policy), `labels` and `AUs` (lists of str), `description` (the
 reasoning, `<think>...</think><answer>...</answer>` where present),
 `caption`, `text`, and provenance: `source` (file) and `line` (1-based line
 or row number in it). Speech builders add `audio`, the clip's WAV bytes
-(b"" when not read).
+(b"" when not read). Video builders add `video`, the clip's encoded frames
+in order (empty for an image or text row), and `video_fps`, their rate.
 """
 
 import inspect
@@ -25,14 +26,21 @@ from emojax.data import errors, facs
 VERSION = tfds.core.Version("1.0.0")
 
 
-def features(audio: bool = False) -> tfds.features.FeaturesDict:
-  """The shared features; `audio` adds the clip's WAV bytes (speech
-  builders only, so image data sets keep their prepared copies)."""
+def features(
+  audio: bool = False, video: bool = False
+) -> tfds.features.FeaturesDict:
+  """The shared features; `audio` adds the clip's WAV bytes, `video` its
+  frames and frame rate (speech and video builders only, so image data
+  sets keep their prepared copies)."""
   text = tfds.features.Text()
-  extra = {"audio": tfds.features.Tensor(shape=(), dtype=np.object_)}
+  blob = tfds.features.Tensor(shape=(), dtype=np.object_)
+  extra = {"audio": blob} if audio else {}
+  if video:
+    extra["video"] = tfds.features.Sequence(blob)
+    extra["video_fps"] = tfds.features.Scalar(dtype=np.float32)
   return tfds.features.FeaturesDict(
     {
-      **(extra if audio else {}),
+      **extra,
       "image": tfds.features.Tensor(shape=(), dtype=np.object_),
       "labels": tfds.features.Sequence(text),
       "AUs": tfds.features.Sequence(text),
@@ -56,11 +64,16 @@ def example(
   caption: str = "",
   text: str = "",
   audio: bytes | None = None,
+  video: list[bytes] | None = None,
+  video_fps: float = 0.0,
 ) -> tuple[str, dict]:
-  """(key, features) with every field filled (`audio`: speech builders)."""
-  clip = {} if audio is None else {"audio": audio}
+  """(key, features) with every field filled (`audio`: speech builders;
+  `video`, `video_fps`: video builders, [] and 0.0 for a row without one)."""
+  extra = {} if audio is None else {"audio": audio}
+  if video is not None:
+    extra.update(video=list(video), video_fps=float(video_fps))
   return f"{source}:{line}", {
-    **clip,
+    **extra,
     "image": image,
     "labels": list(labels),
     "AUs": list(aus),
@@ -70,6 +83,16 @@ def example(
     "source": source,
     "line": line,
   }
+
+
+def holds_jsonl(dl_manager) -> bool:
+  """Whether manual_dir holds JSONL files (make_data's output, read as
+  the data set); without it a synthetic builder renders its rows."""
+  try:
+    root = dl_manager.manual_dir
+  except AssertionError:  # No manual_dir (or empty).
+    return False
+  return bool(list(root.glob("*.jsonl")))
 
 
 class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
@@ -83,6 +106,7 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   HOMEPAGE = ""
   DESCRIPTION = ""
   HAS_AUDIO = False  # Rows carry an `audio` feature (WAV bytes, b"": none).
+  HAS_VIDEO = False  # Rows carry `video` (frames, []: none) and `video_fps`.
 
   def __init__(self, *, on_bad_example: str = "fail", **kwargs):
     self.bad_examples = errors.BadExampleLog(
@@ -100,7 +124,7 @@ class ManualBuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
   def _info(self) -> tfds.core.DatasetInfo:
     return self.dataset_info_from_configs(
       description=self.DESCRIPTION,
-      features=features(audio=self.HAS_AUDIO),
+      features=features(audio=self.HAS_AUDIO, video=self.HAS_VIDEO),
       homepage=self.HOMEPAGE,
     )
 

@@ -9,6 +9,13 @@ optional `question`, `meta_info`, `is_valid` (rows with is_valid=false are
 dropped, as Facial-R1 does). VLM-R1-style rows may instead carry `problem`,
 `solution` ("<answer>x</answer>") or `conversations`
 ([{"from": "human"|"gpt", "value": ...}]); those fill the gaps.
+
+`EmojaxFacialR1Video` reads the same files where rows may instead be
+clips (DFEW, MAFW, make_data's facs_clips): `video` names a folder of
+frames (its *.jpg/*.jpeg/*.png, sorted by name, as DFEW's
+`clip_224x224/00001/00001_00001.jpg` are) or lists the frame paths, and
+optional `fps` is their rate (default `DEFAULT_FPS`). It is its own builder
+so `EmojaxFacialR1`'s features, and its prepared copies, stay as they are.
 """
 
 import re
@@ -19,6 +26,10 @@ from emojax.data import errors
 from emojax.data.tfds import common
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+# DFEW's and MAFW's frames are extracted at the source rate, which is
+# 25-30 fps for most clips: the rate of a row that names none.
+DEFAULT_FPS = 25.0
+FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class EmojaxFacialR1(common.ManualBuilder):
@@ -68,13 +79,25 @@ class EmojaxFacialR1(common.ManualBuilder):
     return common.example(
       source,
       line,
-      image=self._image(root, file, row, line),
+      **self._media(root, file, row, line),
       labels=common.labels(words, source, line),
       aus=common.aus(row.get("AUs") or [], source, line),
       description=row.get("description") or description,
       caption=row.get("caption") or "",
       text=question,
     )
+
+  def _media(self, root, file, row, line) -> dict:
+    """The row's visual as `common.example` keyword arguments."""
+    if row.get("video"):
+      raise errors.BadExampleError(
+        "a video row; emojax_facial_r1 reads image and text rows.",
+        source=file.name,
+        line=line,
+        field="video",
+        fix="read the file with the emojax_facial_r1_video builder.",
+      )
+    return {"image": self._image(root, file, row, line)}
 
   def _image(self, root, file, row, line) -> bytes:
     name = row.get("image")
@@ -89,10 +112,99 @@ class EmojaxFacialR1(common.ManualBuilder):
       name = name[0]
     if not name:
       return b""
-    for base in (file.parent, root, root / "images"):
-      if (base / name).exists():
-        return common.read_image(base / name, file.name, line)
-    return common.read_image(file.parent / name, file.name, line)
+    return common.read_image(_find(root, file, name), file.name, line)
+
+
+class EmojaxFacialR1Video(EmojaxFacialR1):
+  """Facial-R1 JSONL whose rows may be images or clips (frame folders)."""
+
+  name = "emojax_facial_r1_video"
+  HAS_VIDEO = True
+  DEFAULT_FPS = DEFAULT_FPS  # Frame rate of a row without `fps`.
+  DESCRIPTION = "Facial-R1-style JSONL of face images and clips."
+  MANUAL_DOWNLOAD_INSTRUCTIONS = """
+  Put the JSONL files in manual_dir. Image rows are as emojax_facial_r1
+  reads them; a clip row's `video` is a folder of frames (*.jpg, *.jpeg,
+  *.png, in name order) or a list of frame paths, relative to manual_dir
+  or an `images/` folder beside the files, with optional `fps` (the
+  frames' rate; default 25).
+  """
+
+  def _media(self, root, file, row, line) -> dict:
+    if not row.get("video"):
+      return {
+        "image": self._image(root, file, row, line),
+        "video": [],
+        "video_fps": 0.0,
+      }
+    if row.get("image"):
+      raise errors.BadExampleError(
+        "the row has both an image and a video; a row holds one visual.",
+        source=file.name,
+        line=line,
+        field="video",
+        fix="split it into an image row and a video row.",
+      )
+    return {
+      "video": [
+        common.read_file(p, file.name, line, what="frame", field="video")
+        for p in self._frames(root, file, row["video"], line)
+      ],
+      "video_fps": self._fps(file, row, line),
+    }
+
+  def _frames(self, root, file, video, line) -> list[epath.Path]:
+    def bad(reason, fix=""):
+      return errors.BadExampleError(
+        reason, source=file.name, line=line, field="video", fix=fix
+      )
+
+    if isinstance(video, list):
+      if not all(isinstance(v, str) and v for v in video):
+        raise bad("a frame list must hold frame paths (strings).")
+      return [_find(root, file, v) for v in video]
+    if not isinstance(video, str):
+      raise bad(f"video is a JSON {type(video).__name__}.", _VIDEO_FIX)
+    folder = _find(root, file, video)
+    if not folder.is_dir():
+      what = "is a file" if folder.exists() else "does not exist"
+      raise bad(f"video folder {folder} {what}.", _VIDEO_FIX)
+    frames = sorted(
+      (f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES),
+      key=lambda f: f.name,
+    )
+    if not frames:
+      raise bad(f"video folder {folder} holds no frames.", _VIDEO_FIX)
+    return frames
+
+  def _fps(self, file, row, line) -> float:
+    fps = row.get("fps", self.DEFAULT_FPS)
+    number = isinstance(fps, (int, float)) and not isinstance(fps, bool)
+    if not number or not fps > 0:  # `not >` also refuses NaN.
+      raise errors.BadExampleError(
+        f"fps={fps!r}; a clip's frame rate is a number > 0.",
+        source=file.name,
+        line=line,
+        field="fps",
+        fix=f"give the frames' rate, or leave it out ({self.DEFAULT_FPS}).",
+      )
+    return float(fps)
+
+
+_VIDEO_FIX = (
+  "name a folder of the clip's frames (*.jpg, *.jpeg, *.png, in name "
+  "order) or list the frame paths; extract a video file's frames first "
+  "(e.g. ffmpeg -i clip.mp4 DIR/%05d.jpg)."
+)
+
+
+def _find(root: epath.Path, file: epath.Path, name: str) -> epath.Path:
+  """`name` under the JSONL's folder, manual_dir or its `images/`, in that
+  order; the first if none has it (its error names that path)."""
+  for base in (file.parent, root, root / "images"):
+    if (base / name).exists():
+      return base / name
+  return file.parent / name
 
 
 def _conversation(row: dict) -> tuple[str, str]:

@@ -51,11 +51,7 @@ class EmojaxFacsSynth(facial_r1.EmojaxFacialR1):
   ]
 
   def _split_generators(self, dl_manager):
-    try:
-      root = dl_manager.manual_dir
-    except AssertionError:  # No manual_dir (or empty): render.
-      root = None
-    if root is not None and list(root.glob("*.jsonl")):
+    if common.holds_jsonl(dl_manager):
       return super()._split_generators(dl_manager)
     cfg = self.builder_config
     return {

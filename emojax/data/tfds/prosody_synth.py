@@ -13,7 +13,7 @@ import dataclasses
 import tensorflow_datasets as tfds
 
 from emojax.data import audio_io, speech_synth, voice
-from emojax.data.tfds import emotion_cot
+from emojax.data.tfds import common, emotion_cot
 
 
 @dataclasses.dataclass
@@ -41,11 +41,7 @@ class EmojaxProsodySynth(emotion_cot.EmojaxEmotionCot):
   BUILDER_CONFIGS = [ProsodySynthConfig(name="default", description="")]
 
   def _split_generators(self, dl_manager):
-    try:
-      root = dl_manager.manual_dir
-    except AssertionError:  # No manual_dir: generate.
-      root = None
-    if root is not None and list(root.glob("*.jsonl")):
+    if common.holds_jsonl(dl_manager):
       return super()._split_generators(dl_manager)
     cfg = self.builder_config
     return {

@@ -30,8 +30,8 @@ def prepare(builder_cls, manual_dir, tmp_path, **kwargs):
 
 
 def read(builder, split: str) -> list[dict]:
-  """The split's examples in file order, text fields as str (the image
-  and audio bytes kept)."""
+  """The split's examples in file order, text fields as str (the image,
+  audio and video frame bytes kept)."""
   source = builder.as_data_source(split)
   rows = [source[i] for i in range(len(source))]
   rows.sort(key=lambda r: (r["source"], r["line"]))
@@ -39,9 +39,11 @@ def read(builder, split: str) -> list[dict]:
   for r in rows:
     d = {}
     for k, v in r.items():
-      if isinstance(v, bytes) and k not in ("image", "audio"):
+      if k in ("image", "audio", "video"):
+        v = list(v) if k == "video" else v
+      elif isinstance(v, bytes):
         v = v.decode()
-      elif isinstance(v, (list, np.ndarray)) and k not in ("image", "audio"):
+      elif isinstance(v, (list, np.ndarray)):
         v = [x.decode() if isinstance(x, bytes) else x for x in v]
       d[k] = v
     out.append(d)

@@ -1,0 +1,82 @@
+"""Facial-R1 JSONL with clip rows (DFEW/MAFW frame folders)."""
+
+import json
+
+import pytest
+from _tfds_build import jpeg, png, prepare, read
+
+from emojax.data import errors
+from emojax.data.tfds import facial_r1
+
+THINK = "<think>brows pulled down (AU4)</think><answer>anger</answer>"
+
+
+def _write(manual, rows):
+  # DFEW's layout: clip_224x224/<clip>/<clip>_<frame>.jpg.
+  clip = manual / "clip_224x224" / "00001"
+  clip.mkdir(parents=True)
+  for f in (3, 1, 2):  # written out of order; read in name order
+    (clip / f"00001_0000{f}.jpg").write_bytes(jpeg(value=10 * f))
+  (clip / "notes.txt").write_text("not a frame")
+  (manual / "empty").mkdir()
+  (manual / "images").mkdir()
+  (manual / "images" / "f1.png").write_bytes(png(value=7))
+  (manual / "images" / "a.png").write_bytes(png(value=1))
+  (manual / "images" / "b.png").write_bytes(png(value=2))
+  lines = [json.dumps(r) for r in rows]
+  (manual / "train.jsonl").write_text("\n".join(lines) + "\n")
+
+
+ROWS = [
+  {"video": "clip_224x224/00001", "labels": ["angry"], "description": THINK},
+  {"video": ["a.png", "b.png"], "fps": 30, "labels": ["sad"], "AUs": ["AU1"]},
+  {"image": "f1.png", "labels": ["happy"]},
+]
+
+
+def test_reads_clip_and_image_rows(tmp_path):
+  _write(tmp_path / "m", ROWS)
+  builder = prepare(facial_r1.EmojaxFacialR1Video, tmp_path / "m", tmp_path)
+  folder, listed, image = read(builder, "train")
+  assert folder["video"] == [jpeg(value=v) for v in (10, 20, 30)]
+  assert folder["video_fps"] == facial_r1.DEFAULT_FPS == 25.0
+  assert folder["image"] == b"" and folder["labels"] == ["anger"]
+  assert folder["description"] == THINK
+  assert listed["video"] == [png(value=1), png(value=2)]
+  assert listed["video_fps"] == 30.0 and listed["AUs"] == ["AU1"]
+  assert image["image"] == png(value=7)
+  assert image["video"] == [] and image["video_fps"] == 0.0
+
+
+BAD = [
+  ({"video": "missing", "labels": ["sad"]}, "video", "does not exist"),
+  ({"video": "empty", "labels": ["sad"]}, "video", "holds no frames"),
+  ({"video": "images/f1.png", "labels": ["sad"]}, "video", "is a file"),
+  ({"video": ["a.png", "nope.png"], "labels": ["sad"]}, "video", "nope.png"),
+  ({"video": 3, "labels": ["sad"]}, "video", "JSON int"),
+  (
+    {"video": ["a.png"], "image": "f1.png", "labels": ["sad"]},
+    "video",
+    "both an image and a video",
+  ),
+  ({"video": ["a.png"], "fps": 0, "labels": ["sad"]}, "fps", "fps=0"),
+  ({"video": ["a.png"], "fps": "25", "labels": ["sad"]}, "fps", "fps='25'"),
+]
+
+
+@pytest.mark.parametrize("bad,field,words", BAD)
+def test_bad_clip_rows_name_line_and_field(tmp_path, bad, field, words):
+  _write(tmp_path / "m", ROWS[2:] + [bad])
+  with pytest.raises(errors.BadExampleError) as e:
+    prepare(facial_r1.EmojaxFacialR1Video, tmp_path / "m", tmp_path)
+  assert str(e.value).startswith(f"train.jsonl:2 field {field!r}")
+  assert words in str(e.value)
+
+
+def test_image_builder_unchanged_and_refuses_clip_rows(tmp_path):
+  _write(tmp_path / "m", ROWS)
+  builder = facial_r1.EmojaxFacialR1(data_dir=str(tmp_path / "tfds"))
+  assert "video" not in builder.info.features
+  assert "video_fps" not in builder.info.features
+  with pytest.raises(errors.BadExampleError, match="emojax_facial_r1_video"):
+    prepare(facial_r1.EmojaxFacialR1, tmp_path / "m", tmp_path)
