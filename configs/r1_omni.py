@@ -53,6 +53,16 @@ Qwen2.5-VL's per-frame video budget (128-768 tokens' worth of pixels).
 Eight frames per clip is UNVERIFIED for both recipes (R1-Omni's
 HumanOmni samples its own; Qwen2.5-VL's cookbook samples 2 fps).
 
+Measured (2-core CPU, 2026-12-03; the same 400 held-out faces, as stills
+or as clips; chance 0.14): stills, SFT 0.662 emotion accuracy / 0.538 AU
+macro F1, then GRPO 0.590 / 0.474; clips, SFT 0.620 / 0.500, then GRPO
+0.647 / 0.499 (valid format 1.00 throughout). The base model only saw
+stills and the tower stays frozen, so SFT on clips starts lower; GRPO then
+gains on clips where it lost on stills (one seed each: within about two
+standard errors, 0.024). A run is about 4.5 minutes on stills and 9 on
+clips (four times the visual tokens; the clips run shared the two cores
+with a test run for part of it).
+
 What is missing for their audio, which both recipes also read:
 - Video with its soundtrack: Qwen2.5-Omni's thinker is in the model
   (`emojax/model/audio.py`, `audio_lm.py`; `emojax.hf.load` reads

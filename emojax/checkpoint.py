@@ -78,25 +78,70 @@ def load_params(folder: str, mesh=None, rules=None):
   """Returns `(model_config, params)`, leaves on their shardings."""
   cfg = load_config(folder)
   specs = model_specs(cfg)
-  abstract = params_lib.abstract(specs)
-  if mesh is None:
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    targets = jax.tree.map(
-      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-      abstract,
-    )
-  else:
-    targets = jax.tree.map(
-      lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
-      abstract,
-      params_lib.shardings(specs, mesh, rules),
-    )
   with ocp.StandardCheckpointer() as ckptr:
     params = ckptr.restore(
-      os.path.abspath(os.path.join(folder, PARAMS_DIR)), targets
+      os.path.abspath(os.path.join(folder, PARAMS_DIR)),
+      _targets(specs, mesh, rules),
     )
   params_lib.check_tree(specs, params, where=folder)
   return cfg, params
+
+
+def _targets(specs, mesh, rules):
+  """ShapeDtypeStructs of the params on their shardings (the mesh's, or
+  the single default device)."""
+  abstract = params_lib.abstract(specs)
+  if mesh is None:
+    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
+    return jax.tree.map(
+      lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
+      abstract,
+    )
+  return jax.tree.map(
+    lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s),
+    abstract,
+    params_lib.shardings(specs, mesh, rules),
+  )
+
+
+def restore_run_params(
+  folder: str, cfg: ModelConfig, step: int | None = None, mesh=None, rules=None
+):
+  """`(step, params)` of a run checkpoint (`RunCheckpoints`' folder; the
+  newest step by default): a stage boundary's params, or the params of a
+  mid-stage train state, read alone (no optimiser state, no reference
+  model), onto their shardings."""
+  folder = os.path.abspath(folder)
+  steps = ocp.utils.checkpoint_steps(folder) if os.path.isdir(folder) else []
+  if not steps or (step is not None and step not in steps):
+    raise FileNotFoundError(
+      f"{folder}: no finished run checkpoint"
+      + (f" at step {step}" if step is not None else "")
+      + f" (steps there: {sorted(steps) or 'none'}); point at a training "
+      "workdir or one of its checkpoints/STEP folders."
+    )
+  step = max(steps) if step is None else step
+  path = os.path.join(folder, str(step), "state")
+  with ocp.PyTreeCheckpointer() as ckptr:
+    saved = ckptr.metadata(path).item_metadata
+    prefix = ("params",) if "params" in saved else ("train", "params")
+    specs = model_specs(cfg)
+    item = _targets(specs, mesh, rules)
+    for key in reversed(prefix):
+      item = {key: item}
+    restore_args = jax.tree.map(
+      lambda t: ocp.ArrayRestoreArgs(sharding=t.sharding), item
+    )
+    out = ckptr.restore(
+      path,
+      args=ocp.args.PyTreeRestore(
+        item=item, restore_args=restore_args, partial_restore=True
+      ),
+    )
+  for key in prefix:
+    out = out[key]
+  params_lib.check_tree(specs, out, where=f"{path} ({'/'.join(prefix)})")
+  return step, out
 
 
 def tokenizer_dir(folder: str) -> str | None:

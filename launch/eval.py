@@ -12,6 +12,12 @@ e.g. EmotionCoT's for configs/emotion_thinker.py), then score (greedy;
   python launch/eval.py --checkpoint=CKPT --data_dir=DATA --split=test \
       --out=DIR [--config=configs/facial_r1.py] [--tokenizer=TOK]
 
+A training run's workdir (its newest checkpoint) or one of its
+checkpoints/STEP folders decodes with the run's own config.json (prompt,
+labels, budgets, model) and, without --data_dir, on the run's own data:
+  python launch/eval.py --checkpoint=runs/facial_r1 --split=test --out=DIR
+  python launch/eval.py --checkpoint=runs/facial_r1/checkpoints/140 ...
+
 Put runs or stages side by side (eval --out folders and/or training
 workdirs with TensorBoard logs):
   python launch/eval.py --compare DIR1 DIR2 ... --out=DIR
@@ -21,18 +27,22 @@ completions.html (checkpoint mode also predictions.jsonl, which
 --predictions re-scores).
 """
 
+import functools
+import json
 import os
 import sys
 
+import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
+from emojax import checkpoint
 from emojax.data import facs, wheel
 from emojax.data import tokenizer as tokenizer_lib
 from emojax.data.examples import ExampleConfig
 from emojax.data.tfds import facial_r1
 from emojax.eval import compare, decode, html, predictions, report, score
-from emojax.train import data
+from emojax.train import data, setup
 
 # Own flag set, so loading this module beside other launch scripts (tests)
 # cannot clash on shared names like --out.
@@ -44,7 +54,8 @@ _PREDICTIONS = flags.DEFINE_string(
 _CHECKPOINT = flags.DEFINE_string(
   "checkpoint",
   None,
-  "emojax params checkpoint or Hugging Face folder.",
+  "emojax params checkpoint, Hugging Face folder, or a training run's "
+  "workdir (or its checkpoints/STEP).",
   flag_values=FLAGS,
 )
 _CONFIG = config_flags.DEFINE_config_file(
@@ -64,7 +75,8 @@ _SPLIT = flags.DEFINE_string(
 _DATA_DIR = flags.DEFINE_string(
   "data_dir",
   None,
-  "Facial-R1-layout folder (make_data's --out) to decode.",
+  "Facial-R1-layout folder (make_data's --out) to decode (a run "
+  "checkpoint: default its own data).",
   flag_values=FLAGS,
 )
 _TOKENIZER = flags.DEFINE_string(
@@ -102,6 +114,13 @@ _MAX_LEN = flags.DEFINE_integer(
   flag_values=FLAGS,
 )
 _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.", flag_values=FLAGS)
+_NUM_EXAMPLES = flags.DEFINE_integer(
+  "num_examples",
+  None,
+  "Decode only the split's first N rows (default: all; a run's own data "
+  "are in its end-of-stage eval's order).",
+  flag_values=FLAGS,
+)
 _LABEL_SET = flags.DEFINE_string(
   "label_set",
   None,
@@ -127,6 +146,65 @@ _TITLE = flags.DEFINE_string("title", None, "Report title.", flag_values=FLAGS)
 
 class UsageError(ValueError):
   """Flags that do not make a run; the message says which and the fix."""
+
+
+def _run_checkpoint(path: str | None) -> tuple[str, int | None] | None:
+  """(workdir, step or None = newest) when `path` is a training run's
+  workdir or one of its checkpoints/STEP folders; else None."""
+  if not path:
+    return None
+  path = os.path.abspath(path)
+  parent = os.path.dirname(path)
+  if os.path.basename(path).isdigit() and os.path.basename(parent) == (
+    "checkpoints"
+  ):
+    return os.path.dirname(parent), int(os.path.basename(path))
+  if os.path.isdir(os.path.join(path, "checkpoints")) and os.path.exists(
+    os.path.join(path, "config.json")
+  ):
+    return path, None
+  return None
+
+
+@functools.cache
+def _read_run_config(workdir: str) -> ml_collections.ConfigDict:
+  with open(os.path.join(workdir, "config.json")) as f:
+    return ml_collections.ConfigDict(json.load(f))
+
+
+def _config() -> ml_collections.ConfigDict | None:
+  """--config, else the config of the run --checkpoint comes from."""
+  if _CONFIG.value is not None:
+    return _CONFIG.value
+  run = _run_checkpoint(_CHECKPOINT.value)
+  return _read_run_config(run[0]) if run else None
+
+
+def _load_model(path: str):
+  """(model config, params, tokenizer, tokenizer folder or None)."""
+  run = _run_checkpoint(path)
+  if run is None:
+    cfg, params, tok_dir = decode.load_model(path)
+    tok_dir = _TOKENIZER.value or tok_dir
+    tok = (
+      tokenizer_lib.Tokenizer.from_dir(tok_dir)
+      if tok_dir
+      else tokenizer_lib.ensure_default(audio=cfg.audio is not None)
+    )
+    return cfg, params, tok, tok_dir
+  workdir, step = run
+  config = _read_run_config(workdir)
+  tok = (
+    tokenizer_lib.Tokenizer.from_dir(_TOKENIZER.value)
+    if _TOKENIZER.value
+    else setup.tokenizer(config)
+  )
+  cfg = setup.model_config(config, tok)
+  step, params = checkpoint.restore_run_params(
+    os.path.join(workdir, "checkpoints"), cfg, step
+  )
+  print(f"eval: {workdir} at step {step}", file=sys.stderr)
+  return cfg, params, tok, _TOKENIZER.value
 
 
 def _mode() -> str:
@@ -155,7 +233,7 @@ def _mode() -> str:
 
 
 def _decode_config() -> decode.DecodeConfig:
-  config = _CONFIG.value
+  config = _config()
   rl = config.rl if config is not None else {}
   tokens = config.eval.max_new_tokens if config is not None else 256
   if _MAX_NEW_TOKENS.value is not None:
@@ -178,7 +256,7 @@ def _example_config(cfg, tok_dir) -> ExampleConfig:
   """Prompts as the config's training built them (its prompt kind, label
   list, AU definitions, image budget and max_len), else Facial-R1's
   prompt with the tokenizer folder's image preprocessing."""
-  config = _CONFIG.value
+  config = _config()
   if config is None:
     return ExampleConfig(
       mode="rollout",
@@ -193,7 +271,7 @@ def _example_config(cfg, tok_dir) -> ExampleConfig:
 def _builder() -> tuple[type, dict]:
   """The config's dataset reader (its JSONL layout; with its clips when the
   config listens) and its arguments, else Facial-R1's."""
-  config = _CONFIG.value
+  config = _config()
   if config is None:
     return facial_r1.EmojaxFacialR1, {}
   kwargs = {"audio": True} if config.data.get("audio", False) else {}
@@ -201,29 +279,39 @@ def _builder() -> tuple[type, dict]:
 
 
 def _label_set():
-  if _LABEL_SET.value or _CONFIG.value is None:
+  if _LABEL_SET.value or _config() is None:
     return _LABEL_SET.value
-  return tuple(_CONFIG.value.data.emotions)
+  return tuple(_config().data.emotions)
+
+
+def _rows() -> list[dict]:
+  """The rows to decode: --data_dir's split (file order), else the run's
+  own data (in its end-of-stage eval's order); the first --num_examples."""
+  n = _NUM_EXAMPLES.value
+  if n is not None and n < 1:
+    raise UsageError(f"--num_examples={n} must be >= 1 (or left out).")
+  if _DATA_DIR.value:
+    builder_cls, kwargs = _builder()
+    rows = decode.read_split(
+      _DATA_DIR.value, _SPLIT.value, builder_cls, **kwargs
+    )
+    return rows[:n]
+  if _run_checkpoint(_CHECKPOINT.value) is None:
+    raise UsageError(
+      "--checkpoint needs --data_dir=DIR (the folder launch/make_data.py "
+      "wrote, or a Facial-R1 JSONL folder) unless it is a training run's "
+      "workdir, whose own data are then read."
+    )
+  source = data.builder(_config().data).as_data_source(_SPLIT.value)
+  return [source[i] for i in range(min(n or len(source), len(source)))]
 
 
 def _checkpoint_examples(out: str) -> list[score.Example]:
-  if not _DATA_DIR.value:
-    raise UsageError(
-      "--checkpoint needs --data_dir=DIR (the folder launch/make_data.py "
-      "wrote, or a Facial-R1 JSONL folder)."
-    )
   dc = _decode_config()
   if dc.num_samples < 1 or dc.max_new_tokens < 1:
     raise UsageError("--num_samples and --max_new_tokens must be >= 1.")
-  cfg, params, tok_dir = decode.load_model(_CHECKPOINT.value)
-  tok_dir = _TOKENIZER.value or tok_dir
-  tok = (
-    tokenizer_lib.Tokenizer.from_dir(tok_dir)
-    if tok_dir
-    else tokenizer_lib.ensure_default(audio=cfg.audio is not None)
-  )
-  builder_cls, kwargs = _builder()
-  rows = decode.read_split(_DATA_DIR.value, _SPLIT.value, builder_cls, **kwargs)
+  rows = _rows()
+  cfg, params, tok, tok_dir = _load_model(_CHECKPOINT.value)
   example = _example_config(cfg, tok_dir)
   examples = decode.decode(params, cfg, rows, tok, dc, example)
   os.makedirs(out, exist_ok=True)

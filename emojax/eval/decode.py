@@ -52,8 +52,8 @@ class DecodeConfig:
 def load_model(folder: str) -> tuple[ModelConfig, object, str | None]:
   """(model config, params, tokenizer folder or None) from an emojax params
   checkpoint (model_config.json) or a Hugging Face folder (config.json).
-
-  A training workdir's checkpoints are to be added here as a third branch.
+  A training run's checkpoints need the run's config to build the model;
+  `launch/eval.py` reads them (`checkpoint.restore_run_params`).
   """
   if os.path.exists(os.path.join(folder, checkpoint.CONFIG_FILE)):
     cfg, params = checkpoint.load_params(folder)

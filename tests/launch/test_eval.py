@@ -1,6 +1,7 @@
 """launch/eval.py --predictions on a fixture: known numbers and files."""
 
 import base64
+import html as html_lib
 import dataclasses
 import json
 import os
@@ -295,3 +296,48 @@ def test_a_text_config_decodes_its_own_dataset_layout(tmp_path):
   assert [
     json.loads(x)["labels"] for x in (facial / "predictions.jsonl").open()
   ] == [[], []]
+
+
+def test_a_run_checkpoint_decodes_as_the_run_evaluated_it(
+  tmp_path, monkeypatch
+):
+  """--checkpoint=WORKDIR (its newest checkpoint) and WORKDIR/checkpoints/
+  STEP (a stage boundary) read the run's config and data, and reproduce
+  the run's own end-of-stage evals (here a watching model's: clips)."""
+  from configs import r1_omni
+  from emojax.train import stages
+
+  monkeypatch.setenv("EMOJAX_CACHE", str(tmp_path / "cache"))
+  c = r1_omni.get_config("video,smoke")
+  c.stages, c.sft.steps, c.checkpoint_every = ("sft", "sft"), 2, 1
+  c.keep_checkpoints = 8
+  c.data.tfds_dir = str(tmp_path / "tfds")
+  c.async_checkpoints = False
+  workdir = tmp_path / "run"
+  evals = stages.train(c, str(workdir))["evals"]
+  n = str(c.eval.num_examples)
+  completions = {}
+  for name, where in (
+    ("1-sft", workdir),
+    ("0-sft", workdir / "checkpoints" / "2"),
+  ):
+    out = tmp_path / name
+    assert (
+      _run(f"--checkpoint={where}", f"--num_examples={n}", f"--out={out}") == 0
+    )
+    got = json.loads((out / "metrics.json").read_text())
+    assert got["emotion/count"] == c.eval.num_examples
+    for key in ("emotion/accuracy", "format/valid_rate", "au/micro_f1"):
+      assert got[key] == pytest.approx(evals[name][key], abs=1e-9), (name, key)
+    # The very completions the run's eval wrote.
+    page = (workdir / "eval" / name / "completions.html").read_text()
+    lines = (out / "predictions.jsonl").read_text().splitlines()
+    completions[name] = [json.loads(line)["completion"] for line in lines]
+    for text in completions[name]:
+      assert html_lib.escape(text) in page, (name, text)
+  assert all(completions["0-sft"]) and all(completions["1-sft"])
+  assert completions["0-sft"] != completions["1-sft"]  # two steps apart
+  assert (
+    _run(f"--checkpoint={workdir / 'checkpoints' / '9'}", f"--out={tmp_path}")
+    == 2
+  )
