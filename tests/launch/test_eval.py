@@ -1,8 +1,8 @@
 """launch/eval.py --predictions on a fixture: known numbers and files."""
 
 import base64
-import html as html_lib
 import dataclasses
+import html as html_lib
 import json
 import os
 import pathlib
