@@ -48,7 +48,8 @@ do), 8 frames = 4 time steps of 16 tokens; the base model saw only stills.
 With `:qwen2_5_vl_7b` the data are frame folders in Facial-R1's JSONL
 layout (`facial_r1_video`: `"video": "clips/00001"`, a folder of
 *.jpg/*.png frames in name order, as DFEW's `clip_224x224/00001/` and MAFW's
-frame folders are, or a list of frame paths; `"fps"`, default 25) and
+frame folders are, or a list of frame paths; `"fps"`, default 25, the
+source rate: give it for folders thinned to a fixed count) and
 Qwen2.5-VL's per-frame video budget (128-768 tokens' worth of pixels).
 Eight frames per clip is UNVERIFIED for both recipes (R1-Omni's
 HumanOmni samples its own; Qwen2.5-VL's cookbook samples 2 fps).
@@ -132,8 +133,8 @@ def _video(c, real: bool) -> None:
   c.data.dataset = "facs_clips"
   # The tiny tower's budget, as for stills: 8 frames = 4 time steps of a
   # 64 px face's 16 tokens, 64 video tokens in the prompt.
-  c.data.video_min_pixels = c.data.min_pixels
-  c.data.video_max_pixels = c.data.max_pixels
+  c.data.video_min_pixels = c.data.get_ref("min_pixels")  # Follow overrides.
+  c.data.video_max_pixels = c.data.get_ref("max_pixels")
   c.data.max_len = 384  # The longest sft row with its clip: 346.
 
 

@@ -17,6 +17,8 @@ checkpoints/STEP folders decodes with the run's own config.json (prompt,
 labels, budgets, model) and, without --data_dir, on the run's own data:
   python launch/eval.py --checkpoint=runs/facial_r1 --split=test --out=DIR
   python launch/eval.py --checkpoint=runs/facial_r1/checkpoints/140 ...
+(--batch_size and --num_examples default to the run's eval settings, so
+this reproduces its end-of-stage eval of that checkpoint.)
 
 Put runs or stages side by side (eval --out folders and/or training
 workdirs with TensorBoard logs):
@@ -105,7 +107,10 @@ _TEMPERATURE = flags.DEFINE_float(
   flag_values=FLAGS,
 )
 _BATCH_SIZE = flags.DEFINE_integer(
-  "batch_size", 8, "Prompts per batch.", flag_values=FLAGS
+  "batch_size",
+  None,
+  "Prompts per batch (default: the config's eval.batch_size, else 8).",
+  flag_values=FLAGS,
 )
 _MAX_LEN = flags.DEFINE_integer(
   "max_len",
@@ -117,8 +122,8 @@ _SEED = flags.DEFINE_integer("seed", 0, "Sampling seed.", flag_values=FLAGS)
 _NUM_EXAMPLES = flags.DEFINE_integer(
   "num_examples",
   None,
-  "Decode only the split's first N rows (default: all; a run's own data "
-  "are in its end-of-stage eval's order).",
+  "Decode only the split's first N rows (default: all; a run's own data: "
+  "its eval.num_examples, in its end-of-stage eval's order).",
   flag_values=FLAGS,
 )
 _LABEL_SET = flags.DEFINE_string(
@@ -168,7 +173,14 @@ def _run_checkpoint(path: str | None) -> tuple[str, int | None] | None:
 
 @functools.cache
 def _read_run_config(workdir: str) -> ml_collections.ConfigDict:
-  with open(os.path.join(workdir, "config.json")) as f:
+  path = os.path.join(workdir, "config.json")
+  if not os.path.exists(path):
+    raise FileNotFoundError(
+      f"{path} is missing: a run checkpoint is read with its run's config "
+      "(launch/train.py writes it); point --checkpoint at the run's "
+      "workdir or pass --config."
+    )
+  with open(path) as f:
     return ml_collections.ConfigDict(json.load(f))
 
 
@@ -246,7 +258,8 @@ def _decode_config() -> decode.DecodeConfig:
     else _TEMPERATURE.value,
     top_p=rl.get("top_p", 1.0),
     top_k=rl.get("top_k", 0),
-    batch_size=_BATCH_SIZE.value,
+    batch_size=_BATCH_SIZE.value
+    or (config.eval.batch_size if config is not None else 8),
     seed=_SEED.value,
     on_bad_example=config.data.on_bad_example if config else "fail",
   )
@@ -302,16 +315,18 @@ def _rows() -> list[dict]:
       "wrote, or a Facial-R1 JSONL folder) unless it is a training run's "
       "workdir, whose own data are then read."
     )
-  source = data.builder(_config().data).as_data_source(_SPLIT.value)
-  return [source[i] for i in range(min(n or len(source), len(source)))]
+  config = _config()
+  source = data.builder(config.data).as_data_source(_SPLIT.value)
+  n = n or config.eval.num_examples or len(source)
+  return [source[i] for i in range(min(n, len(source)))]
 
 
 def _checkpoint_examples(out: str) -> list[score.Example]:
   dc = _decode_config()
   if dc.num_samples < 1 or dc.max_new_tokens < 1:
     raise UsageError("--num_samples and --max_new_tokens must be >= 1.")
-  rows = _rows()
   cfg, params, tok, tok_dir = _load_model(_CHECKPOINT.value)
+  rows = _rows()
   example = _example_config(cfg, tok_dir)
   examples = decode.decode(params, cfg, rows, tok, dc, example)
   os.makedirs(out, exist_ok=True)

@@ -162,9 +162,11 @@ def video_batch(
   def text(n):
     return rng.randint(1, cfg.vocab_size - 8, n).tolist()
 
-  def visual(token, grid):
-    n = int(np.prod(grid)) // v.spatial_merge_size**2
-    return [start] + [token] * n + [start + 1]
+  def visual(token, grid):  # one placeholder, expanded by emojax
+    ids = [start, token, start + 1]
+    if token == cfg.video_token_id:
+      return vlm.expand_video_placeholders(cfg, ids, grid[None])
+    return vlm.expand_image_placeholders(cfg, ids, grid[None])
 
   rows = [
     text(3) + visual(cfg.video_token_id, video_grid[0]) + text(4),

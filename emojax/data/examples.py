@@ -315,8 +315,8 @@ class Prepare:
         "emojax never truncates (cutting through image or audio tokens "
         "breaks the model).",
         self.cfg.target if self.cfg.mode == "sft" else "text",
-        f"raise max_len to >= {len(ids)}, or lower the image (or video) "
-        "max_pixels, video_frames or config.data.audio_seconds.",
+        f"raise max_len to >= {len(ids)}, or lower config.data.max_pixels "
+        "(video_max_pixels, video_frames) or config.data.audio_seconds.",
       )
     pixel_values_NC, grid_thw, second = visual or (None, None, None)
     features_MF, frames = clip if clip else (None, 0)

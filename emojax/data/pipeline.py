@@ -10,9 +10,10 @@
 Batches use Hugging Face names (`input_ids`, `attention_mask`,
 `pixel_values` [sum N, C*tp*p*p] over the batch's visuals, images and
 videos alike, in token order, `image_grid_thw` [V, 3] one row per visual
-(a video's t > 1 is its frames / temporal_patch_size), and, only when a
-video is among them, `second_per_grid_ts` float32 [V] (seconds per
-temporal grid step; 1.0 for an image); with clips `input_features` [clips,
+(a video's t > 1 is its frames / temporal_patch_size), and, with any
+visual, `second_per_grid_ts` float32 [V] (seconds per temporal grid
+step; 1.0 for an image: batches that GRPO's dynamic sampling merges then
+agree on keys); with clips `input_features` [clips,
 mel, frames] and `audio_feature_lengths` [clips], in row order), so the
 model takes them unchanged. SFT
 batches add `loss_mask` (assistant tokens only) and, when packing,
@@ -66,10 +67,12 @@ def make_dataset(
   """An IterDataset of batches; `iter()` it for a checkpointable iterator."""
   """`tokenizer`: a Tokenizer, or its folder (needed with worker_count>0)."""
   errors.check_policy(cfg.on_bad_example)
-  if cfg.packing and cfg.example.audio_frames:
+  if cfg.packing and (cfg.example.audio_frames or cfg.example.video_frames):
     raise ValueError(
-      "packing with clips is not supported: a batch carries one clip per "
-      "row. Set packing=False for a model that listens."
+      "packing with clips or videos is not supported: a batch carries one "
+      "clip and one visual per row, and packed rows' 1-D positions are not "
+      "a video's time positions. Set packing=False for a model that "
+      "listens or watches."
     )
   prepare = Prepare(tokenizer, cfg.example)
   shard = shard or shard_options()
@@ -198,10 +201,10 @@ class BatchIterator(grain.DatasetIterator):
     }
     seconds = [ex.get("second_per_grid_ts") for ex in visuals]
     # An image (t = 1) gets the model's default step, 1.0.
-    if any(s is not None for s in seconds):
-      batch["second_per_grid_ts"] = np.concatenate(
-        [np.ones(1, np.float32) if s is None else s for s in seconds]
-      )
+    batch["second_per_grid_ts"] = np.concatenate(
+      [np.ones(1, np.float32) if s is None else s for s in seconds]
+      or [np.zeros(0, np.float32)]
+    )
     clips = [ex for ex in examples if ex.get("input_features") is not None]
     if clips:  # [clips, mel, frames] in row order, as the processor's
       batch["input_features"] = np.stack([ex["input_features"] for ex in clips])

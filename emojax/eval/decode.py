@@ -1,7 +1,8 @@
 """`--checkpoint` mode: load a model, decode a split, return Examples.
 
 Rows come from a Facial-R1-layout folder (make_data's output, FEA-20K)
-through the `emojax_facial_r1` tfds builder and the grain pipeline in
+through the `emojax_facial_r1` tfds builder (or a config's dataset
+builder: EmotionCoT, frame-folder clips) and the grain pipeline in
 rollout mode; `emojax.rollout.generate` decodes them greedily (one sample)
 or samples k completions per prompt. Each completion becomes one Example
 carrying its row's gold fields and image, ready for `score.evaluate`.

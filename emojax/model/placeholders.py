@@ -1,9 +1,10 @@
-"""Placeholder runs in prompts: images' `<|image_pad|>`, clips' `<|AUDIO|>`.
+"""Placeholder runs in prompts: images' `<|image_pad|>`, videos'
+`<|video_pad|>`, clips' `<|AUDIO|>`.
 
-A prompt holds one run of a placeholder token per image or clip, as many
-tokens as the item's features. Both modalities expand and check their runs
-the same way, on the host before any compute; only the nouns in the
-messages differ (`Kind`).
+A prompt holds one run of a placeholder token per image, video or clip, as
+many tokens as the item's features. Every modality expands and checks its
+runs the same way, on the host before any compute; only the nouns in the
+messages differ (`Kind`; `VISUAL` checks images and videos as one stream).
 """
 
 from __future__ import annotations
@@ -43,7 +44,7 @@ VIDEO = Kind(
 VISUAL = Kind(
   "visual",
   "<|image_pad|> or <|video_pad|>",
-  "vlm.expand_image_placeholders",
+  "vlm.expand_image_placeholders (videos: vlm.expand_video_placeholders)",
   "visuals",
   "Was the prompt truncated, or the visual resized after tokenisation?",
 )
@@ -116,7 +117,7 @@ def check(
     row = ids_BT[b][valid_BT[b]]
     if len(row) and row[-1] in open_ids:
       raise ValueError(
-        f"row {b}: the prompt ends inside an {kind.noun} (last token id "
+        f"row {b}: the prompt ends inside its {kind.noun} run (last token id "
         f"{row[-1]}); it was truncated through its {kind.noun} tokens. "
         f"Raise the maximum prompt length or shorten the text, never the "
         f"{kind.noun} run."

@@ -175,16 +175,34 @@ def from_hf_layout(cfg: ModelConfig, batch: Mapping) -> dict:
     return dict(batch)
   out = {k: v for k, v in batch.items() if "video" not in k}
   out.pop("second_per_grid_ts", None)
+  given = lambda key, empty: empty if batch.get(key) is None else batch[key]
   grids = {
-    "image": np.asarray(batch.get("image_grid_thw", np.zeros((0, 3))), int),
-    "video": np.asarray(batch["video_grid_thw"], int).reshape(-1, 3),
+    kind: np.asarray(given(f"{kind}_grid_thw", np.zeros((0, 3))), int).reshape(
+      -1, 3
+    )
+    for kind in ("image", "video")
   }
   pixels = {
-    "image": np.asarray(batch.get("pixel_values", np.zeros((0, 1)))),
+    "image": np.asarray(given("pixel_values", np.zeros((0, 1)))),
     "video": np.asarray(batch["pixel_values_videos"]),
   }
-  seconds = batch.get("second_per_grid_ts")
-  seconds = np.ones(len(grids["video"])) if seconds is None else seconds
+  for kind, key in (
+    ("image", "pixel_values"),
+    ("video", "pixel_values_videos"),
+  ):
+    grid = grids[kind]
+    if len(pixels[kind]) != grid.prod(-1).sum():
+      raise ValueError(
+        f"{key} has {len(pixels[kind])} patches but the {kind} grids "
+        f"{grid.tolist()} describe {grid.prod(-1).sum()}; pass the grids "
+        "that came with these pixels."
+      )
+  seconds = given("second_per_grid_ts", np.ones(len(grids["video"])))
+  if len(seconds) != len(grids["video"]):
+    raise ValueError(
+      f"second_per_grid_ts has {len(seconds)} values for "
+      f"{len(grids['video'])} videos (video_grid_thw); give one per video."
+    )
   ends = {k: np.cumsum(g.prod(-1)) for k, g in grids.items()}
   taken = {"image": 0, "video": 0}
   order_pixels, order_grids, order_seconds = [], [], []

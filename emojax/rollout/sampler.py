@@ -311,7 +311,9 @@ def generate(
   """Samples `num_generations` completions for each prompt of `batch`.
 
   `batch` uses HF names (`input_ids`, `attention_mask`, optional
-  `position_ids`, `pixel_values`, `image_grid_thw`), left or right padded.
+  `position_ids`, `pixel_values`, `image_grid_thw`, `second_per_grid_ts`,
+  or transformers' `pixel_values_videos`/`video_grid_thw`; clips'
+  `input_features`), left or right padded.
   `stop_token_ids` defaults to the model's EOS ids (`()` never stops early);
   `suppress_ids` are never sampled (greedy picks the best other token);
   `cache_dtype` defaults to the compute dtype (bfloat16 halves the cache);

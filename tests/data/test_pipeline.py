@@ -360,23 +360,16 @@ def test_mixed_batch_has_one_grid_and_step_per_visual(tok):
     ids = batch["input_ids"][r]
     n = int((ids == getattr(tok, f"{pad}_pad_id")).sum())
     assert n == grid[r - (r > 2)].prod() // 4
+  # Every batch with visuals carries the key (batches GRPO's dynamic
+  # sampling merges must agree on keys).
   images_only = _batches([_row(0), _row(1)], tok, cfg)[0]
-  assert "second_per_grid_ts" not in images_only
+  np.testing.assert_array_equal(images_only["second_per_grid_ts"], [1.0, 1.0])
 
 
-def test_packed_videos_keep_placeholder_order(tok):
-  rows = [_video_row(0), _row(1), _video_row(2, frames=1)]
-  cfg = _cfg(
-    shuffle=False, batch_size=1, packing=True, example={**VIDEO, "max_len": 900}
-  )
-  batch = _batches(rows, tok, cfg)[0]
-  assert batch["line"] == [1, 2, 3]
-  np.testing.assert_array_equal(
-    batch["image_grid_thw"], [[2, 4, 6], [1, 4, 6], [1, 4, 6]]
-  )
-  np.testing.assert_allclose(
-    batch["second_per_grid_ts"], [2 / 6, 1.0, 2 / 10], rtol=1e-6
-  )
+def test_packing_with_videos_is_refused(tok):
+  cfg = _cfg(packing=True, example={**VIDEO, "max_len": 900})
+  with pytest.raises(ValueError, match="packing with clips or videos"):
+    pipeline.make_dataset([_video_row(0)], tok, cfg)
 
 
 @pytest.mark.parametrize(
@@ -408,5 +401,8 @@ def test_bad_frames_name_the_stored_frame(tok):
 
 
 def test_video_budget_must_share_the_tower():
+  other = ip.ImageProcessorConfig(patch_size=16)
   with pytest.raises(ValueError, match="video.patch_size=16"):
-    examples_lib.ExampleConfig(video=ip.ImageProcessorConfig(patch_size=16))
+    examples_lib.ExampleConfig(video_frames=8, video=other)
+  # A model that does not watch never reads the video budget.
+  assert examples_lib.ExampleConfig(video=other).video_frames == 0

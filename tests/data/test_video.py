@@ -105,8 +105,10 @@ def test_frames_as_bytes_pil_or_arrays_agree():
 
 def test_sample_frames_as_qwen_vl_utils():
   # qwen-vl-utils: torch.linspace(0, n - 1, k).round() (half to even).
+  import torch
+
   for n, k in [(10, 4), (9, 4), (6, 3), (30, 8), (1, 8), (5, 8), (8, 8)]:
-    want = np.round(np.linspace(0, n - 1, min(n, k))).astype(np.int64)
+    want = torch.linspace(0, n - 1, min(n, k)).round().long().numpy()
     np.testing.assert_array_equal(video.sample_frames(n, k), want)
   np.testing.assert_array_equal(video.sample_frames(10, 4), [0, 3, 6, 9])
   np.testing.assert_array_equal(video.sample_frames(6, 3), [0, 2, 5])

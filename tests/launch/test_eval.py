@@ -303,9 +303,10 @@ def test_a_run_checkpoint_decodes_as_the_run_evaluated_it(
 ):
   """--checkpoint=WORKDIR (its newest checkpoint) and WORKDIR/checkpoints/
   STEP (a stage boundary) read the run's config and data, and reproduce
-  the run's own end-of-stage evals (here a watching model's: clips)."""
+  the run's own end-of-stage evals (here a watching model's: clips); a
+  mid-stage checkpoint's params are read out of its train state."""
   from configs import r1_omni
-  from emojax.train import stages
+  from emojax.train import setup, stages
 
   monkeypatch.setenv("EMOJAX_CACHE", str(tmp_path / "cache"))
   c = r1_omni.get_config("video,smoke")
@@ -315,16 +316,13 @@ def test_a_run_checkpoint_decodes_as_the_run_evaluated_it(
   c.async_checkpoints = False
   workdir = tmp_path / "run"
   evals = stages.train(c, str(workdir))["evals"]
-  n = str(c.eval.num_examples)
   completions = {}
   for name, where in (
     ("1-sft", workdir),
     ("0-sft", workdir / "checkpoints" / "2"),
   ):
     out = tmp_path / name
-    assert (
-      _run(f"--checkpoint={where}", f"--num_examples={n}", f"--out={out}") == 0
-    )
+    assert _run(f"--checkpoint={where}", f"--out={out}") == 0
     got = json.loads((out / "metrics.json").read_text())
     assert got["emotion/count"] == c.eval.num_examples
     for key in ("emotion/accuracy", "format/valid_rate", "au/micro_f1"):
@@ -337,6 +335,19 @@ def test_a_run_checkpoint_decodes_as_the_run_evaluated_it(
       assert html_lib.escape(text) in page, (name, text)
   assert all(completions["0-sft"]) and all(completions["1-sft"])
   assert completions["0-sft"] != completions["1-sft"]  # two steps apart
+  mid = tmp_path / "mid"  # step 3: inside the second stage (opt state too)
+  assert (
+    _run(f"--checkpoint={workdir / 'checkpoints' / '3'}", f"--out={mid}") == 0
+  )
+  assert json.loads((mid / "metrics.json").read_text())["count"] == 4
+  # Read alone, the params are the train state's (restored whole here).
+  ckpt = checkpoint.RunCheckpoints(workdir / "checkpoints", async_save=False)
+  whole = ckpt.restore_state(3)
+  assert set(whole["train"]) > {"params"}  # opt_state, step
+  cfg = setup.model_config(c, setup.tokenizer(c))
+  step, params = checkpoint.restore_run_params(workdir / "checkpoints", cfg, 3)
+  assert step == 3
+  jax.tree.map(np.testing.assert_array_equal, params, whole["train"]["params"])
   assert (
     _run(f"--checkpoint={workdir / 'checkpoints' / '9'}", f"--out={tmp_path}")
     == 2

@@ -138,7 +138,9 @@ def test_mismatched_clips_and_prompts_name_the_row(setup):
     audio_lm.check_batch(CFG, {**batch, "input_ids": ids})
   cut = batch["attention_mask"].copy()
   cut[3, row3[-1] + 1 :] = 0  # row 3 truncated inside its clip
-  with pytest.raises(ValueError, match="row 3: the prompt ends inside an au"):
+  with pytest.raises(
+    ValueError, match="row 3: the prompt ends inside its audio run"
+  ):
     audio_lm.check_batch(CFG, {**batch, "attention_mask": cut})
   no_audio = {
     k: v

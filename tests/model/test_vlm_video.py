@@ -131,8 +131,17 @@ def test_jit_needs_prepare_for_videos(setup):
 
 def test_video_count_mismatch_names_the_row():
   b = tiny_vlm_hf.video_batch(CFG)
+  one_video = {
+    "video_grid_thw": b["video_grid_thw"][:1],
+    "pixel_values_videos": b["pixel_values_videos"][:72],
+    "second_per_grid_ts": b["second_per_grid_ts"][:1],
+  }
   with pytest.raises(ValueError, match="row 1: more video placeholder runs"):
+    vlm.from_hf_layout(CFG, {**b, **one_video})
+  with pytest.raises(ValueError, match="has 104 patches but the video grid"):
     vlm.from_hf_layout(CFG, {**b, "video_grid_thw": b["video_grid_thw"][:1]})
+  with pytest.raises(ValueError, match="1 values for 2 videos"):
+    vlm.from_hf_layout(CFG, {**b, "second_per_grid_ts": [0.5]})
   no_runs = b["input_ids"].copy()
   no_runs[no_runs == CFG.video_token_id] = 7
   with pytest.raises(ValueError, match="2 videos but its prompts hold 0"):

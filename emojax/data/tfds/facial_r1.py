@@ -14,7 +14,11 @@ dropped, as Facial-R1 does). VLM-R1-style rows may instead carry `problem`,
 clips (DFEW, MAFW, make_data's facs_clips): `video` names a folder of
 frames (its *.jpg/*.jpeg/*.png, sorted by name, as DFEW's
 `clip_224x224/00001/00001_00001.jpg` are) or lists the frame paths, and
-optional `fps` is their rate (default `DEFAULT_FPS`). It is its own builder
+optional `fps` is their rate (default `DEFAULT_FPS`, the source rate DFEW
+and MAFW extract at; a folder already thinned to a fixed count, such as
+DFEW's `clip_224x224_16f`, is not at that rate: give its `fps`, frames
+over clip seconds, or the clip's time positions shrink). At most
+`MAX_STORED_FRAMES` evenly spaced frames are kept. It is its own builder
 so `EmojaxFacialR1`'s features, and its prepared copies, stay as they are.
 """
 
@@ -23,6 +27,7 @@ import re
 from etils import epath
 
 from emojax.data import errors
+from emojax.data import video as video_lib
 from emojax.data.tfds import common
 
 _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
@@ -30,6 +35,10 @@ _ANSWER_RE = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
 # 25-30 fps for most clips: the rate of a row that names none.
 DEFAULT_FPS = 25.0
 FRAME_SUFFIXES = (".jpg", ".jpeg", ".png")
+# Frames kept per clip, evenly spaced (the rate scaled to match): a DFEW
+# clip holds 50-150 frames and training samples 8-16, so keeping all of
+# them would make the prepared copy ~10x larger for nothing.
+MAX_STORED_FRAMES = 64
 
 
 class EmojaxFacialR1(common.ManualBuilder):
@@ -95,7 +104,9 @@ class EmojaxFacialR1(common.ManualBuilder):
         source=file.name,
         line=line,
         field="video",
-        fix="read the file with the emojax_facial_r1_video builder.",
+        fix="read it with the emojax_facial_r1_video builder "
+        "(config.data.dataset='facial_r1_video'; launch/eval.py: "
+        "--config=configs/r1_omni.py:video,qwen2_5_vl_7b).",
       )
     return {"image": self._image(root, file, row, line)}
 
@@ -145,12 +156,19 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
         field="video",
         fix="split it into an image row and a video row.",
       )
+    frames = self._frames(root, file, row["video"], line)
+    kept = video_lib.sample_frames(len(frames), MAX_STORED_FRAMES)
+    fps = video_lib.sampled_fps(
+      self._fps(file, row, line), len(kept), len(frames)
+    )
     return {
       "video": [
-        common.read_file(p, file.name, line, what="frame", field="video")
-        for p in self._frames(root, file, row["video"], line)
+        common.read_file(
+          frames[i], file.name, line, what="frame", field="video"
+        )
+        for i in kept
       ],
-      "video_fps": self._fps(file, row, line),
+      "video_fps": fps,
     }
 
   def _frames(self, root, file, video, line) -> list[epath.Path]:
@@ -171,7 +189,7 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
       raise bad(f"video folder {folder} {what}.", _VIDEO_FIX)
     frames = sorted(
       (f for f in folder.iterdir() if f.suffix.lower() in FRAME_SUFFIXES),
-      key=lambda f: f.name,
+      key=lambda f: _natural(f.name),
     )
     if not frames:
       raise bad(f"video folder {folder} holds no frames.", _VIDEO_FIX)
@@ -189,6 +207,12 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
         fix=f"give the frames' rate, or leave it out ({self.DEFAULT_FPS}).",
       )
     return float(fps)
+
+
+def _natural(name: str) -> list:
+  """Sort key ordering `2.jpg` before `10.jpg` (ffmpeg's default `%d`
+  names), as well as zero-padded names."""
+  return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
 
 
 _VIDEO_FIX = (

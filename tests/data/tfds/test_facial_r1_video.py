@@ -80,3 +80,23 @@ def test_image_builder_unchanged_and_refuses_clip_rows(tmp_path):
   assert "video_fps" not in builder.info.features
   with pytest.raises(errors.BadExampleError, match="emojax_facial_r1_video"):
     prepare(facial_r1.EmojaxFacialR1, tmp_path / "m", tmp_path)
+
+
+def test_long_clips_keep_evenly_spaced_frames_in_number_order(tmp_path):
+  """ffmpeg's default names (1.png ... 100.png) are read in number order,
+  and at most MAX_STORED_FRAMES are kept, the rate scaled with them."""
+  manual = tmp_path / "m"
+  clip = manual / "clip"
+  clip.mkdir(parents=True)
+  n = 100
+  for f in range(1, n + 1):
+    (clip / f"{f}.png").write_bytes(png(value=f))
+  row = {"video": "clip", "fps": 25, "labels": ["sad"]}
+  (manual / "train.jsonl").write_text(json.dumps(row) + "\n")
+  builder = prepare(facial_r1.EmojaxFacialR1Video, manual, tmp_path)
+  (got,) = read(builder, "train")
+  k = facial_r1.MAX_STORED_FRAMES
+  # linspace over frames 1..100, as qwen-vl-utils samples.
+  kept = [round(i * (n - 1) / (k - 1)) + 1 for i in range(k)]
+  assert got["video"] == [png(value=v) for v in kept]
+  assert got["video_fps"] == pytest.approx(25 * k / n)
