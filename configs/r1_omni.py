@@ -60,9 +60,9 @@ macro F1, then GRPO 0.590 / 0.474; clips, SFT 0.620 / 0.500, then GRPO
 0.647 / 0.499 (valid format 1.00 throughout). The base model only saw
 stills and the tower stays frozen, so SFT on clips starts lower; GRPO then
 gains on clips where it lost on stills (one seed each: within about two
-standard errors, 0.024). A run is about 4.5 minutes on stills and 9 on
-clips (four times the visual tokens; the clips run shared the two cores
-with a test run for part of it).
+standard errors, 0.024). On the idle machine, with XLA's compilation
+cache warm and the base model built, a run takes 3.1 minutes on stills
+and 3.5 on clips (four times the visual tokens).
 
 What is missing for their audio, which both recipes also read:
 - Video with its soundtrack: Qwen2.5-Omni's thinker is in the model
