@@ -66,6 +66,8 @@ def input_embeddings(params, cfg: ModelConfig, batch) -> jax.Array:
 
 
 def _hidden(params, cfg: ModelConfig, batch) -> jax.Array:
+  if cfg.vision is not None:  # once, for the embeddings and the positions
+    batch = vlm.one_stream(cfg, batch)
   x_BTD = input_embeddings(params, cfg, batch)
   positions = position_ids(cfg, batch)
   h_BTD, _ = decoder.run_layers(

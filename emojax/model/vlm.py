@@ -339,9 +339,10 @@ def _need_host(what: str):
   )
 
 
-def _one_stream(cfg: ModelConfig, batch):
+def one_stream(cfg: ModelConfig, batch):
   """`batch` with its videos in the visual stream (`from_hf_layout`), for
-  callers that skipped `prepare`."""
+  callers that skipped `prepare`; unchanged (the same object) when it has
+  none, so calling it again costs nothing."""
   if batch.get("pixel_values_videos") is None:
     return batch
   if not _concrete(batch["input_ids"]):
@@ -379,7 +380,7 @@ def position_ids(cfg: ModelConfig, batch) -> jax.Array | None:
   used)."""
   if "position_ids" in batch:
     return jnp.asarray(batch["position_ids"], jnp.int32)
-  batch = _one_stream(cfg, batch)
+  batch = one_stream(cfg, batch)
   if batch.get("image_grid_thw") is None:
     return None
   if not _concrete(batch["input_ids"]):
@@ -408,7 +409,7 @@ def input_embeddings(params, cfg: ModelConfig, batch) -> jax.Array:
   """Token embeddings with visual features in the placeholder slots."""
   x_BTD = decoder.embed_tokens(params, cfg, batch["input_ids"])
   if cfg.vision is not None:
-    batch = _one_stream(cfg, batch)
+    batch = one_stream(cfg, batch)
   if cfg.vision is None or batch.get("pixel_values") is None:
     return x_BTD
   features_UD = image_features(params, cfg, batch)

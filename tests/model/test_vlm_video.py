@@ -45,18 +45,23 @@ def test_one_stream_orders_visuals_by_placeholder():
   )
 
 
-def test_rope_index_matches_transformers(setup):
-  hf, _ = setup
-  b = tiny_vlm_hf.video_batch(CFG)
-  ref_pos, ref_delta = tiny_vlm_hf.hf_rope_index(hf, CFG, b)
-  one = vlm.from_hf_layout(CFG, b)
-  pos, delta = vlm.get_rope_index(
+def _rope_index(hf_batch):
+  """emojax's positions of a transformers-layout batch."""
+  one = vlm.from_hf_layout(CFG, hf_batch)
+  return vlm.get_rope_index(
     CFG,
     one["input_ids"],
     one["image_grid_thw"],
     one["attention_mask"],
     one["second_per_grid_ts"],
   )
+
+
+def test_rope_index_matches_transformers(setup):
+  hf, _ = setup
+  b = tiny_vlm_hf.video_batch(CFG)
+  ref_pos, ref_delta = tiny_vlm_hf.hf_rope_index(hf, CFG, b)
+  pos, delta = _rope_index(b)
   np.testing.assert_array_equal(pos, ref_pos)
   np.testing.assert_array_equal(delta, ref_delta)
   # Time is real: video A's temporal component steps 0, 1, 2 (0.5 s a
@@ -76,14 +81,7 @@ def test_text_resumes_past_a_video_whose_time_outruns_its_width():
   positions each) video A's time reaches start + 8, beyond its 3 merged
   columns; transformers 5.x would restart the text at start + 3."""
   b = tiny_vlm_hf.video_batch(CFG, seconds=(2.0, 0.25))
-  one = vlm.from_hf_layout(CFG, b)
-  pos, delta = vlm.get_rope_index(
-    CFG,
-    one["input_ids"],
-    one["image_grid_thw"],
-    one["attention_mask"],
-    one["second_per_grid_ts"],
-  )
+  pos, delta = _rope_index(b)
   row = b["input_ids"][0][b["attention_mask"][0] > 0]
   p = pos[:, 0, b["attention_mask"][0] > 0]
   video = np.flatnonzero(row == CFG.video_token_id)
