@@ -29,6 +29,7 @@ INSTALL_REQUIRES = [
   "jinja2>=3.1",  # chat templates of HF tokenizer folders
   "pyarrow>=15",  # dair-ai/emotion ships as parquet
   "importlib_resources>=6",  # tfds builders' code_path needs it
+  "av>=14",  # PyAV (FFmpeg bundled): datasets of video files (mp4, avi)
 ]
 
 EXTRAS_REQUIRE = {

@@ -9,7 +9,7 @@ clips (`:listen`) or reading their transcript and prosody labels.
       --config.data.manual_dir=/data/EmotionCoT
   python launch/train.py --config=configs/emotion_thinker.py:qwen2_5_7b,listen \
       --config.model.hf_dir=/ckpt/Qwen2.5-Omni-7B \
-      --config.data.manual_dir=/data/EmotionCoT   # with its WAV files
+      --config.data.manual_dir=/data/EmotionCoT   # with its clips
 
 METHODS.md section 5 (arXiv 2601.15668): a speech LLM reasons about the
 prosody it hears in `<think>` and names one of nine classes in `<answer>`
@@ -26,7 +26,7 @@ Two ways in. `:listen` is EmotionThinker's: the model hears each clip
 (Qwen2.5-Omni's thinker: `emojax.model.audio` for the tower,
 `emojax.data.audio_features` for its Whisper features) and the prompt is
 the model card's question after the audio, with no transcript and no cue
-labels; `config.data.audio` keeps every row's WAV (`emotion_cot` reads
+labels; `config.data.audio` keeps every row's clip as WAV (`emotion_cot` reads
 `audio_path` relative to the JSONL, `prosody_synth` speaks its records
 with `emojax.data.voice`). The tiny model is `tiny_audio` (the tiny text
 decoder plus a 2-layer audio tower, random init); `:qwen2_5_7b,listen`

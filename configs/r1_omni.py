@@ -45,11 +45,13 @@ second, `emojax/model/vlm.py`). Embedded, the data are `facs_clips`: the
 same synthetic faces as 2-second clips at 4 fps, each rising from neutral
 to its expression by 2/3 of the clip and holding it (as DFEW/MAFW clips
 do), 8 frames = 4 time steps of 16 tokens; the base model saw only stills.
-With `:qwen2_5_vl_7b` the data are frame folders in Facial-R1's JSONL
-layout (`facial_r1_video`: `"video": "clips/00001"`, a folder of
-*.jpg/*.png frames in name order, as DFEW's `clip_224x224/00001/` and MAFW's
-frame folders are, or a list of frame paths; `"fps"`, default 25, the
-source rate: give it for folders thinned to a fixed count) and
+With `:qwen2_5_vl_7b` the data are clips in Facial-R1's JSONL layout
+(`facial_r1_video`: `"video": "clips/00001.mp4"`, a video file, as MAFW's
+clips and DFEW's `Clip/original/*.avi` are, decoded by FFmpeg at the file's
+own rate; or `"video": "clips/00001"`, a folder of *.jpg/*.png frames in
+name order, as DFEW's `clip_224x224/00001/` is, or a list of frame paths,
+with `"fps"`, default 25, the source rate: give it for folders thinned to a
+fixed count) and
 Qwen2.5-VL's per-frame video budget (128-768 tokens' worth of pixels).
 Eight frames per clip is UNVERIFIED for both recipes (R1-Omni's
 HumanOmni samples its own; Qwen2.5-VL's cookbook samples 2 fps).
@@ -71,12 +73,11 @@ What is missing for their audio, which both recipes also read:
   the speech data sets (`config.data.audio`, as
   `configs/emotion_thinker.py:listen`), but a video with sound needs
   TMRoPE's time-aligned interleaving of frame and audio chunks (the Omni
-  model refuses videos by name), and no builder decodes a video file's
-  audio track (frame folders carry none). R1-Omni's base (HumanOmni-0.5B,
+  model refuses videos by name); `facial_r1_video` keeps a video file's
+  frames, not its soundtrack (`emojax.data.audio_io` decodes soundtracks,
+  for the speech data sets). R1-Omni's base (HumanOmni-0.5B,
   whisper-large-v3 features) is not a transformers architecture emojax
   converts.
-- Video files: clips come as frame folders; extract an mp4's frames
-  first (`ffmpeg -i clip.mp4 DIR/%05d.jpg`), there is no decoder here.
 - HumanOmniV2's LLM-judged context and logic rewards (stage 2) need a
   judge model; only its stage-3 rewards (format, accuracy) are here.
 R1-Omni's base is replaced by Qwen2.5-VL-7B-Instruct (UNVERIFIED as a
@@ -124,11 +125,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
 def _video(c, real: bool) -> None:
   """Clips instead of stills: `facs_clips` (the same faces, each rising
-  from neutral to its expression), or the user's frame folders
-  (`facial_r1_video`) for the real model."""
+  from neutral to its expression), or the user's video files and frame
+  folders (`facial_r1_video`) for the real model."""
   c.data.video_frames = VIDEO_FRAMES
   if real:
-    c.data.dataset = "facial_r1_video"  # Frame folders in Facial-R1 JSONL.
+    c.data.dataset = "facial_r1_video"  # Clips in Facial-R1 JSONL.
     return
   c.data.dataset = "facs_clips"
   # The tiny tower's budget, as for stills: 8 frames = 4 time steps of a

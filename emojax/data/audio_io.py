@@ -1,14 +1,17 @@
-"""WAV files in, 16 kHz mono float32 out (what the audio tower's features need).
+"""Audio files in, 16 kHz mono float32 out (the audio tower's features need it).
 
 Reads RIFF/WAVE with integer PCM (8, 16, 24 or 32 bit) or IEEE float (32
 or 64 bit) samples, in the standard library's spirit but without its
-float limitation; averages the channels; resamples to 16 kHz with an FFT
-(band-limited, as `scipy.signal.resample`). Other containers (MP3, FLAC,
-OGG) are refused with the command that converts them.
+float limitation. Any other file (MP3, FLAC, OGG, M4A, or a video's
+soundtrack: MELD's and MER's clips are mp4) is decoded by FFmpeg through
+PyAV, its first audio stream at its own rate. Either way the channels are
+averaged and the clip resampled to 16 kHz with an FFT (band-limited, as
+`scipy.signal.resample`), so a WAV and its FLAC copy give the same wave.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 
@@ -30,9 +33,11 @@ def _convert_hint(name: str) -> str:
   )
 
 
+def is_wav(data: bytes) -> bool:
+  return len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WAVE"
+
+
 def _chunks(data: bytes, name: str) -> dict[bytes, bytes]:
-  if len(data) < 12 or data[:4] != b"RIFF" or data[8:12] != b"WAVE":
-    raise AudioFileError(f"{name}: not a RIFF/WAVE file; {_convert_hint(name)}")
   out, pos = {}, 12
   while pos + 8 <= len(data):
     tag, size = (
@@ -109,11 +114,47 @@ def read(source, name: str | None = None) -> np.ndarray:
         data = f.read()
     except OSError as e:
       raise AudioFileError(f"{name}: cannot be read ({e.strerror}).") from None
-  chunks = _chunks(data, name)
-  samples, rate = _samples(chunks[b"fmt "], chunks[b"data"], name)
+  if is_wav(data):
+    chunks = _chunks(data, name)
+    samples, rate = _samples(chunks[b"fmt "], chunks[b"data"], name)
+  else:
+    samples, rate = _ffmpeg_samples(data, name)
   if not len(samples):
-    raise AudioFileError(f"{name}: the WAV file holds no samples.")
+    raise AudioFileError(f"{name}: the file holds no audio samples.")
   return resample(samples.mean(1), rate, audio_features.SAMPLING_RATE)
+
+
+def _ffmpeg_samples(data: bytes, name: str) -> tuple[np.ndarray, int]:
+  """Samples [frames, channels] float32 and the rate of the first audio
+  stream of any container FFmpeg reads."""
+  import av  # Imported here: WAV needs no FFmpeg.
+
+  try:
+    with av.open(io.BytesIO(data)) as container:
+      if not container.streams.audio:
+        raise AudioFileError(
+          f"{name}: the file has no audio stream; name the clip's audio "
+          "(or a video file with a soundtrack)."
+        )
+      stream = container.streams.audio[0]
+      # Planar float at the stream's own layout and rate: channels are
+      # averaged and resampled here, as for WAV, not by FFmpeg's mixer.
+      to_float = av.AudioResampler(format="fltp")
+      chunks_CT = [
+        out.to_ndarray()
+        for frame in container.decode(stream)
+        for out in to_float.resample(frame)
+      ]
+      chunks_CT += [out.to_ndarray() for out in to_float.resample(None)]
+      rate = stream.rate
+  except av.FFmpegError as e:
+    raise AudioFileError(
+      f"{name}: neither WAV nor a file FFmpeg can decode ({e}); "
+      f"{_convert_hint(name)}"
+    ) from None
+  if not chunks_CT:
+    return np.zeros((0, 1), np.float32), rate
+  return np.concatenate(chunks_CT, axis=1).T.astype(np.float32), rate
 
 
 def encode(wave: np.ndarray, rate: int = audio_features.SAMPLING_RATE) -> bytes:

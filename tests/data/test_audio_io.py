@@ -6,6 +6,7 @@ import wave
 import numpy as np
 import pytest
 import scipy.signal
+import video_files
 
 from emojax.data import audio_io
 
@@ -85,7 +86,7 @@ def test_write_then_read_round_trips(tmp_path):
 def test_bad_files_name_the_file_and_the_fix(tmp_path):
   (tmp_path / "clip.mp3").write_bytes(b"ID3\x03" + b"\0" * 40)
   with pytest.raises(
-    audio_io.AudioFileError, match=r"clip.mp3: not a .*ffmpeg"
+    audio_io.AudioFileError, match=r"clip.mp3: neither WAV nor .*ffmpeg"
   ):
     audio_io.read(tmp_path / "clip.mp3")
   with pytest.raises(audio_io.AudioFileError, match="missing.wav: cannot be"):
@@ -97,3 +98,35 @@ def test_bad_files_name_the_file_and_the_fix(tmp_path):
     audio_io.read(raw, name="odd.wav")
   with pytest.raises(audio_io.AudioFileError, match="no 'data' chunk"):
     audio_io.read(raw[:36], name="cut.wav")
+
+
+def test_flac_is_its_wavs_twin(tmp_path):
+  """FLAC is lossless: FFmpeg's decoding of it equals the WAV reader's of
+  the same 16-bit samples (channels averaged, then resampled, both)."""
+  stereo_CT = np.stack([_tone(22050, 44100, (440.0,)), _tone(22050, 44100)])
+  video_files.write_audio(tmp_path / "a.flac", stereo_CT, 44100)
+  _wav(tmp_path / "a.wav", stereo_CT, 44100, 2)
+  np.testing.assert_allclose(
+    audio_io.read(tmp_path / "a.flac"),
+    audio_io.read(tmp_path / "a.wav"),
+    atol=1e-6,
+  )
+
+
+@pytest.mark.parametrize("suffix", [".mp3", ".m4a", ".mp4"])
+def test_lossy_files_and_soundtracks_keep_length_and_tones(tmp_path, suffix):
+  """MP3, AAC and an mp4's soundtrack (a clip with frames): the clip's
+  length within the encoders' delay, and its two tones the loudest."""
+  mono_CT = _tone(44100, 44100)[None]  # one second
+  video = (video_files.gray_frames(10), 10) if suffix == ".mp4" else None
+  video_files.write_audio(tmp_path / f"a{suffix}", mono_CT, 44100, video)
+  x = audio_io.read(tmp_path / f"a{suffix}")
+  assert RATE <= len(x) <= RATE * 1.1  # AAC's priming, MP3's padding
+  spectrum = np.abs(np.fft.rfft(x[:RATE]))  # 1 Hz bins
+  assert sorted(np.argsort(spectrum)[-2:]) == [440, 3000]
+
+
+def test_a_video_without_sound_is_named(tmp_path):
+  video_files.write_video(tmp_path / "mute.mp4", video_files.gray_frames(4), 4)
+  with pytest.raises(audio_io.AudioFileError, match="mute.mp4: .*no audio"):
+    audio_io.read(tmp_path / "mute.mp4")

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow_datasets as tfds
 from etils import epath
 
-from emojax.data import errors, facs
+from emojax.data import audio_io, errors, facs
 
 VERSION = tfds.core.Version("1.0.0")
 
@@ -167,6 +167,22 @@ def split_name(stem: str) -> str:
 def read_image(path: epath.Path, source: str, line: int) -> bytes:
   """The image file's bytes (not decoded); missing or empty is a bad row."""
   return read_file(path, source, line, what="image", field="image")
+
+
+def read_audio(path: epath.Path, source: str, line: int, field: str) -> bytes:
+  """A row's clip as WAV bytes: a WAV file as it is; any other (MP3,
+  FLAC, a video's soundtrack) decoded once here to 16 kHz mono 16-bit, so
+  the prepared copy holds sound, not video, and the pipeline never runs
+  FFmpeg."""
+  data = read_file(path, source, line, what="audio", field=field)
+  if audio_io.is_wav(data):
+    return data
+  try:
+    return audio_io.encode(audio_io.read(data, name=str(path)))
+  except audio_io.AudioFileError as e:
+    raise errors.BadExampleError(
+      str(e), source=source, line=line, field=field
+    ) from None
 
 
 def read_file(

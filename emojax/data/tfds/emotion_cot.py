@@ -16,7 +16,9 @@ A row's `text` is its transcript and its `caption` the prosody cues in
 `emojax.data.prosody`'s form (a recipe may show them as text). With
 `audio=True` (`config.data.audio`, for models that listen) the file at
 `audio_path`, relative to the JSONL file, is kept as the row's `audio`
-(WAV bytes; a missing file is a bad row); otherwise `audio` is b"" and the
+(WAV bytes: a WAV as it is, any other file FFmpeg reads, MP3, FLAC or a
+MELD-style mp4's soundtrack, decoded to 16 kHz mono WAV; a missing or
+undecodable file is a bad row); otherwise `audio` is b"" and the
 clips need not be there. Labels become
 label nouns (`happy` -> happiness, `confused` -> confusion, `contempt or
 disgust` -> disgust) from `facs.LABEL_SETS['emotion_thinker']`;
@@ -76,7 +78,8 @@ class EmojaxEmotionCot(common.ManualBuilder):
   Put EmotionCoT's annotation files (JSON Lines: audio_path, transcription,
   emotion, prosody levels, reasoning) in manual_dir, one file per split
   (e.g. train.jsonl, test.jsonl), and, for a model that listens
-  (config.data.audio=True), the WAV files at the records' audio_path,
+  (config.data.audio=True), the audio files (WAV, MP3, FLAC, or videos
+  with a soundtrack) at the records' audio_path,
   relative to the JSONL file.
   """
 
@@ -122,9 +125,7 @@ class EmojaxEmotionCot(common.ManualBuilder):
         "config.data.audio=False for a text-only recipe.",
       )
     path = file.parent / str(row["audio_path"])
-    return common.read_file(
-      path, file.name, line, what="audio", field="audio_path"
-    )
+    return common.read_audio(path, file.name, line, "audio_path")
 
   def _example(self, source: str, line: int, row: dict, clip: bytes = b""):
     field, value = _first(row, LABEL_FIELDS)

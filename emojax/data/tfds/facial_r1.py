@@ -11,22 +11,28 @@ dropped, as Facial-R1 does). VLM-R1-style rows may instead carry `problem`,
 ([{"from": "human"|"gpt", "value": ...}]); those fill the gaps.
 
 `EmojaxFacialR1Video` reads the same files where rows may instead be
-clips (DFEW, MAFW, make_data's facs_clips): `video` names a folder of
-frames (its *.jpg/*.jpeg/*.png, sorted by name, as DFEW's
-`clip_224x224/00001/00001_00001.jpg` are) or lists the frame paths, and
-optional `fps` is their rate (default `DEFAULT_FPS`, the source rate DFEW
-and MAFW extract at; a folder already thinned to a fixed count, such as
-DFEW's `clip_224x224_16f`, is not at that rate: give its `fps`, frames
-over clip seconds, or the clip's time positions shrink). At most
-`MAX_STORED_FRAMES` evenly spaced frames are kept. It is its own builder
+clips (DFEW, MAFW, MER, R1-Omni's JSON, make_data's facs_clips): `video`
+names a video file (`VIDEO_SUFFIXES`: DFEW's `Clip/original/00001.avi`,
+MAFW's `clips/00001.mp4`; decoded by `video_io`, the frame rate the
+container's unless the row gives `fps`), a folder of frames (its
+*.jpg/*.jpeg/*.png, sorted by name, as DFEW's
+`clip_224x224/00001/00001_00001.jpg` are) or lists the frame paths. A
+frame folder's optional `fps` is its rate (default `DEFAULT_FPS`, the
+source rate DFEW and MAFW extract at; a folder already thinned to a fixed
+count, such as DFEW's `clip_224x224_16f`, is not at that rate: give its
+`fps`, frames over clip seconds, or the clip's time positions shrink). At
+most `MAX_STORED_FRAMES` evenly spaced frames are kept (a video file's
+as JPEG). It is its own builder
 so `EmojaxFacialR1`'s features, and its prepared copies, stay as they are.
 """
 
+import io
 import re
 
 from etils import epath
+from PIL import Image
 
-from emojax.data import errors
+from emojax.data import errors, video_io
 from emojax.data import video as video_lib
 from emojax.data.tfds import common
 
@@ -135,10 +141,11 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
   DESCRIPTION = "Facial-R1-style JSONL of face images and clips."
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
   Put the JSONL files in manual_dir. Image rows are as emojax_facial_r1
-  reads them; a clip row's `video` is a folder of frames (*.jpg, *.jpeg,
-  *.png, in name order) or a list of frame paths, relative to manual_dir
-  or an `images/` folder beside the files, with optional `fps` (the
-  frames' rate; default 25).
+  reads them; a clip row's `video` is a video file (.mp4, .avi, .mkv,
+  .webm, .mov, .m4v, .mpg), a folder of frames (*.jpg, *.jpeg, *.png, in
+  name order) or a list of frame paths, relative to the JSONL's folder,
+  manual_dir or an `images/` folder in it, with optional `fps` (the
+  frames' rate; default: a video file's own, 25 for frames).
   """
 
   def _media(self, root, file, row, line) -> dict:
@@ -156,7 +163,12 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
         field="video",
         fix="split it into an image row and a video row.",
       )
-    frames = self._frames(root, file, row["video"], line)
+    video = row["video"]
+    if isinstance(video, str) and video.lower().endswith(
+      video_io.VIDEO_SUFFIXES
+    ):
+      return self._video_file(root, file, row, line)
+    frames = self._frames(root, file, video, line)
     kept = video_lib.sample_frames(len(frames), MAX_STORED_FRAMES)
     fps = video_lib.sampled_fps(
       self._fps(file, row, line), len(kept), len(frames)
@@ -170,6 +182,27 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
       ],
       "video_fps": fps,
     }
+
+  def _video_file(self, root, file, row, line) -> dict:
+    """A row naming a video file: its sampled frames, stored as JPEG."""
+    path = _find(root, file, row["video"])
+    if not path.is_file():
+      what = "is a folder" if path.exists() else "does not exist"
+      raise errors.BadExampleError(
+        f"video file {path} {what}.",
+        source=file.name,
+        line=line,
+        field="video",
+        fix="add the file or remove the row.",
+      )
+    fps = self._fps(file, row, line) if "fps" in row else None
+    try:
+      frames, fps, _ = video_io.read_video(path, MAX_STORED_FRAMES, fps)
+    except (video_io.VideoFileError, OSError) as e:
+      raise errors.BadExampleError(
+        str(e), source=file.name, line=line, field="video"
+      ) from None
+    return {"video": [_jpeg(f) for f in frames], "video_fps": fps}
 
   def _frames(self, root, file, video, line) -> list[epath.Path]:
     def bad(reason, fix=""):
@@ -209,6 +242,14 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
     return float(fps)
 
 
+def _jpeg(frame_HWC) -> bytes:
+  # Quality 95 with full-resolution chroma: the frames were decoded from a
+  # lossy stream already, and PNG would make the prepared copy ~5x larger.
+  out = io.BytesIO()
+  Image.fromarray(frame_HWC).save(out, "JPEG", quality=95, subsampling=0)
+  return out.getvalue()
+
+
 def _natural(name: str) -> list:
   """Sort key ordering `2.jpg` before `10.jpg` (ffmpeg's default `%d`
   names), as well as zero-padded names."""
@@ -216,9 +257,9 @@ def _natural(name: str) -> list:
 
 
 _VIDEO_FIX = (
-  "name a folder of the clip's frames (*.jpg, *.jpeg, *.png, in name "
-  "order) or list the frame paths; extract a video file's frames first "
-  "(e.g. ffmpeg -i clip.mp4 DIR/%05d.jpg)."
+  "name a video file (" + ", ".join(video_io.VIDEO_SUFFIXES) + "), a "
+  "folder of the clip's frames (*.jpg, *.jpeg, *.png, in name order) or "
+  "list the frame paths."
 )
 
 

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import video_files
 from _tfds_build import prepare, read
 
 from emojax.data import audio_io, prosody, speech_synth, voice
@@ -153,6 +154,35 @@ def test_audio_keeps_each_rows_clip_and_names_a_missing_one(tmp_path):
   assert bytes(read(plain, "train")[0]["audio"]) == b""
   _write(m, "train.jsonl", [PIPELINE, RELEASED])  # wavs/b.wav is missing
   with pytest.raises(ValueError, match=r"train\.jsonl:2.*audio_path.*b\.wav"):
+    prepare(emotion_cot.EmojaxEmotionCot, m, tmp_path / "b", audio=True)
+
+
+def test_other_audio_files_are_kept_as_16k_wav(tmp_path):
+  """A FLAC clip and an mp4 with frames and sound (MELD's layout) become
+  16 kHz WAV, equal to what the pipeline would decode from the files;
+  an undecodable one is a bad row."""
+  m = tmp_path / "m"
+  (m / "clips").mkdir(parents=True)
+  wave_CT = voice.render(PIPELINE)[None]
+  video_files.write_audio(m / "clips" / "a.flac", wave_CT, 16000)
+  video = (video_files.gray_frames(4), 2)
+  video_files.write_audio(m / "clips" / "b.mp4", wave_CT, 16000, video)
+  rows = [
+    {**PIPELINE, "audio_path": "clips/a.flac"},
+    {**RELEASED, "audio_path": "clips/b.mp4"},
+  ]
+  _write(m, "train.jsonl", rows)
+  builder = prepare(emotion_cot.EmojaxEmotionCot, m, tmp_path, audio=True)
+  flac, mp4 = read(builder, "train")
+  for row, name in ((flac, "a.flac"), (mp4, "b.mp4")):
+    assert audio_io.is_wav(bytes(row["audio"]))
+    np.testing.assert_allclose(
+      audio_io.read(bytes(row["audio"])),
+      audio_io.read(m / "clips" / name),
+      atol=2 / 32767,  # 16-bit samples, truncated by encode
+    )
+  (m / "clips" / "b.mp4").write_bytes(b"garbage" * 40)
+  with pytest.raises(ValueError, match=r"train\.jsonl:2.*audio_path.*b\.mp4"):
     prepare(emotion_cot.EmojaxEmotionCot, m, tmp_path / "b", audio=True)
 
 

@@ -1,9 +1,13 @@
 """Facial-R1 JSONL with clip rows (DFEW/MAFW frame folders)."""
 
+import io
 import json
 
+import numpy as np
 import pytest
+import video_files
 from _tfds_build import jpeg, png, prepare, read
+from PIL import Image
 
 from emojax.data import errors
 from emojax.data.tfds import facial_r1
@@ -19,6 +23,8 @@ def _write(manual, rows):
     (clip / f"00001_0000{f}.jpg").write_bytes(jpeg(value=10 * f))
   (clip / "notes.txt").write_text("not a frame")
   (manual / "empty").mkdir()
+  (manual / "empty.mp4").mkdir()
+  (manual / "junk.avi").write_bytes(b"not a video" * 50)
   (manual / "images").mkdir()
   (manual / "images" / "f1.png").write_bytes(png(value=7))
   (manual / "images" / "a.png").write_bytes(png(value=1))
@@ -60,6 +66,9 @@ BAD = [
     "both an image and a video",
   ),
   ({"video": ["a.png"], "fps": 0, "labels": ["sad"]}, "fps", "fps=0"),
+  ({"video": "gone.mp4", "labels": ["sad"]}, "video", "does not exist"),
+  ({"video": "empty.mp4", "labels": ["sad"]}, "video", "is a folder"),
+  ({"video": "junk.avi", "labels": ["sad"]}, "video", "cannot decode"),
   ({"video": ["a.png"], "fps": "25", "labels": ["sad"]}, "fps", "fps='25'"),
 ]
 
@@ -100,3 +109,36 @@ def test_long_clips_keep_evenly_spaced_frames_in_number_order(tmp_path):
   kept = [round(i * (n - 1) / (k - 1)) + 1 for i in range(k)]
   assert got["video"] == [png(value=v) for v in kept]
   assert got["video_fps"] == pytest.approx(25 * k / n)
+
+
+def test_video_files_as_dfew_and_mafw_ship_them(tmp_path, monkeypatch):
+  """DFEW's Clip/original/*.avi and MAFW's clips/*.mp4: decoded, sampled
+  to at most MAX_STORED_FRAMES in presentation order, the rate the
+  container's (or the row's)."""
+  monkeypatch.setattr(facial_r1, "MAX_STORED_FRAMES", 16)  # < 60 frames
+  manual = tmp_path / "m"
+  (manual / "Clip" / "original").mkdir(parents=True)
+  (manual / "clips").mkdir()
+  avi = manual / "Clip" / "original" / "00001.avi"
+  video_files.write_video(avi, video_files.gray_frames(60), fps=25)
+  video_files.write_video(
+    manual / "clips" / "00001.mp4", video_files.gray_frames(12), fps=30
+  )
+  rows = [
+    {"video": "Clip/original/00001.avi", "labels": ["angry"]},
+    {"video": "clips/00001.mp4", "fps": 24, "labels": ["sad"]},
+  ]
+  (manual / "train.jsonl").write_text("\n".join(map(json.dumps, rows)))
+  builder = prepare(facial_r1.EmojaxFacialR1Video, manual, tmp_path)
+  avi_row, mp4_row = read(builder, "train")
+  kept = np.round(np.linspace(0, 59, 16)).astype(int).tolist()
+  assert [_index(f) for f in avi_row["video"]] == kept
+  assert avi_row["video_fps"] == pytest.approx(25 * 16 / 60)
+  assert [_index(f) for f in mp4_row["video"]] == list(range(12))
+  assert mp4_row["video_fps"] == pytest.approx(24.0)
+  assert mp4_row["labels"] == ["sadness"]
+
+
+def _index(jpeg_bytes: bytes) -> int:
+  assert jpeg_bytes[:2] == b"\xff\xd8"  # stored as JPEG
+  return video_files.frame_index(np.asarray(Image.open(io.BytesIO(jpeg_bytes))))
