@@ -5,9 +5,18 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from emojax.model.config import ModelConfig, RopeScaling, VisionConfig
+from emojax.model.config import (
+  AudioConfig,
+  ModelConfig,
+  RopeScaling,
+  VisionConfig,
+)
 
-_NESTED = {"rope_scaling": RopeScaling, "vision": VisionConfig}
+_NESTED = {
+  "rope_scaling": RopeScaling,
+  "vision": VisionConfig,
+  "audio": AudioConfig,
+}
 
 
 def to_dict(cfg: ModelConfig) -> dict[str, Any]:
