@@ -67,15 +67,14 @@ cache warm and the base model built, a run takes 3.1 minutes on stills
 and 3.5 on clips (four times the visual tokens).
 
 What is missing for their audio, which both recipes also read:
-- Video with its soundtrack: Qwen2.5-Omni's thinker is in the model
-  (`emojax/model/audio.py`, `audio_lm.py`; `emojax.hf.load` reads
-  Qwen2.5-Omni-7B, HumanOmniV2's base) and clips reach training through
-  the speech data sets (`config.data.audio`, as
-  `configs/emotion_thinker.py:listen`), but a video with sound needs
-  TMRoPE's time-aligned interleaving of frame and audio chunks (the Omni
-  model refuses videos by name); `facial_r1_video` keeps a video file's
-  frames, not its soundtrack (`emojax.data.audio_io` decodes soundtracks,
-  for the speech data sets). R1-Omni's base (HumanOmni-0.5B,
+- Training on a video with its soundtrack: Qwen2.5-Omni's thinker is in
+  the model (`emojax.hf.load` reads Qwen2.5-Omni-7B, HumanOmniV2's base)
+  and watches a video with its sound (TMRoPE's interleaving and positions,
+  `emojax/model/tmrope.py`, equal to transformers'), and clips reach
+  training through the speech data sets (`config.data.audio`, as
+  `configs/emotion_thinker.py:listen`); but `facial_r1_video` keeps a
+  video file's frames, not its soundtrack, and no data pipeline builds the
+  interleaved prompts yet. R1-Omni's base (HumanOmni-0.5B,
   whisper-large-v3 features) is not a transformers architecture emojax
   converts.
 - HumanOmniV2's LLM-judged context and logic rewards (stage 2) need a

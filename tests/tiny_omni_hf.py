@@ -11,7 +11,7 @@ from transformers.models.qwen2_5_omni import modeling_qwen2_5_omni as hfm
 
 from emojax.data import audio_features
 from emojax.hf import qwen2_5_omni as hf_omni
-from emojax.model import audio_lm
+from emojax.model import audio_lm, tmrope
 from emojax.model import config as config_lib
 
 VOCAB = tiny_vlm_hf.VOCAB
@@ -45,6 +45,8 @@ def hf_config(cfg: config_lib.ModelConfig) -> hfc.Qwen2_5OmniThinkerConfig:
     vision_start_token_id=cfg.vision_start_token_id,
     vision_end_token_id=cfg.vision_start_token_id + 1,
     tie_word_embeddings=cfg.tie_embeddings,
+    position_id_per_seconds=cfg.vision.tokens_per_second,
+    seconds_per_chunk=cfg.audio.seconds_per_chunk,
   )
 
 
@@ -115,12 +117,7 @@ def batch(cfg=CFG, seed: int = 0, T: int = 48) -> dict:
     text(11),
     clip(2) + text(4),
   ]
-  ids = np.zeros((len(rows), T), np.int64)
-  mask = np.zeros((len(rows), T), np.int64)
-  for b, row in enumerate(rows):
-    s = T - len(row) if b in (0, 2) else 0
-    ids[b, s : s + len(row)] = row
-    mask[b, s : s + len(row)] = 1
+  ids, mask = tiny_vlm_hf.pad_rows(rows, T, left=(0, 2))
   return {
     "input_ids": ids,
     "attention_mask": mask,
@@ -134,3 +131,79 @@ def hf_logits(hf_model, b: dict) -> np.ndarray:
   with torch.no_grad():
     out = hf_model(**{k: torch.as_tensor(v) for k, v in b.items()})
   return out.logits.numpy()
+
+
+def sound_batch(cfg, seed: int = 0, T: int = 96) -> dict:
+  """Videos with their sound, in transformers' layout (use_audio_in_video):
+  row 0, left padded: text, video A (4 steps of 4x4 patches, 0.5 s each)
+  with a 1.3-s clip, text; row 1: text, an image, text, a lone 0.37-s
+  clip, text, video B (2 steps of 4x6, 1 s each) with a 0.24-s clip,
+  text, right padded; row 2: text only. With 1-s chunks (25 positions)
+  A and its clip interleave twice; B's second chunk has no sound."""
+  rng = np.random.RandomState(seed)
+  start, a = cfg.vision_start_token_id, cfg.audio_token_id
+  image_grid = np.array([[1, 4, 4]])
+  video_grid = np.array([[4, 4, 4], [2, 4, 6]])
+  seconds = np.array([0.5, 1.0], np.float32)
+  short = clips(seed)
+  waves = [_glide(rng, 20800), short[0], short[2]]  # A's, lone, B's
+  feats, lens = zip(
+    *(audio_features.log_mel(w, cfg.audio.num_mel_bins, 160) for w in waves),
+    strict=True,
+  )
+  lens = np.asarray(lens, np.int64)
+
+  def text(n):
+    return rng.randint(1, cfg.vocab_size - 10, n).tolist()
+
+  def with_sound(j, clip):
+    return tmrope.expand_video_audio_placeholders(
+      cfg,
+      [start, cfg.video_token_id, start + 1],
+      video_grid[j : j + 1],
+      seconds[j : j + 1],
+      lens[clip : clip + 1],
+    )
+
+  lone = audio_lm.expand_audio_placeholders(cfg, [a + 1, a, a + 2], lens[1:2])
+  img = tiny_vlm_hf.vlm.expand_image_placeholders(
+    cfg, [start, cfg.image_token_id, start + 1], image_grid
+  )
+  rows = [
+    text(3) + with_sound(0, 0) + text(4),
+    text(2) + img + text(2) + lone + text(1) + with_sound(1, 2) + text(2),
+    text(11),
+  ]
+  ids, mask = tiny_vlm_hf.pad_rows(rows, T, left=(0,))
+  return {
+    "input_ids": ids,
+    "attention_mask": mask,
+    **tiny_vlm_hf.random_visuals(cfg, rng, image_grid, video_grid),
+    "video_second_per_grid": seconds,
+    "input_features": np.stack(feats),
+    "feature_attention_mask": (np.arange(160)[None] < lens[:, None]).astype(
+      np.int64
+    ),
+    "use_audio_in_video": True,
+  }
+
+
+def _glide(rng, n: int) -> np.ndarray:
+  t = np.arange(n) / audio_features.SAMPLING_RATE
+  tone = np.sin(2 * np.pi * rng.uniform(120, 300) * t * (1 + t))
+  return (0.3 * tone + 0.02 * rng.randn(n)).astype(np.float32)
+
+
+def hf_rope_index_with_sound(hf_model, b: dict):
+  """transformers' positions and deltas of a `sound_batch`-style batch
+  (use_audio_in_video=True), as torch tensors."""
+  t = {k: torch.as_tensor(v) for k, v in b.items()}
+  return hf_model.get_rope_index(
+    t["input_ids"],
+    t["image_grid_thw"],
+    t["video_grid_thw"],
+    t["attention_mask"],
+    True,
+    t["feature_attention_mask"].sum(-1),
+    t["video_second_per_grid"],
+  )

@@ -130,12 +130,7 @@ def batch(cfg, seed: int = 0, T: int = 40) -> dict:
     text(4) + img(1) + text(2),
     text(T - 6),
   ]
-  ids = np.zeros((len(rows), T), np.int64)
-  mask = np.zeros((len(rows), T), np.int64)
-  for b, row in enumerate(rows):
-    s = T - len(row) if b in (0, 3) else 0
-    ids[b, s : s + len(row)] = row
-    mask[b, s : s + len(row)] = 1
+  ids, mask = pad_rows(rows, T, left=(0, 3))
   return {
     "input_ids": ids,
     "attention_mask": mask,
@@ -154,8 +149,7 @@ def video_batch(
   `seconds` is each video's second_per_grid_t; `image=False` leaves row
   1's image out (emojax's pipelines carry one visual per row)."""
   rng = np.random.RandomState(seed)
-  v, start = cfg.vision, cfg.vision_start_token_id
-  C = 3 * v.temporal_patch_size * v.patch_size**2
+  start = cfg.vision_start_token_id
   image_grid = np.array([[1, 4, 4]] if image else np.zeros((0, 3), int))
   video_grid = np.array([[3, 4, 6], [2, 4, 4]])
 
@@ -177,22 +171,39 @@ def video_batch(
     + text(2),
     text(11),
   ]
-  ids = np.zeros((len(rows), T), np.int64)
-  mask = np.zeros((len(rows), T), np.int64)
-  for b, row in enumerate(rows):
-    s = T - len(row) if b == 0 else 0
-    ids[b, s : s + len(row)] = row
-    mask[b, s : s + len(row)] = 1
-  patches = lambda g: rng.randn(int(np.prod(g, axis=-1).sum()), C)
+  ids, mask = pad_rows(rows, T, left=(0,))
   return {
     "input_ids": ids,
     "attention_mask": mask,
-    "pixel_values": patches(image_grid).astype(np.float32),
-    "image_grid_thw": image_grid.astype(np.int64),
-    "pixel_values_videos": patches(video_grid).astype(np.float32),
-    "video_grid_thw": video_grid.astype(np.int64),
+    **random_visuals(cfg, rng, image_grid, video_grid),
     "second_per_grid_ts": np.asarray(seconds, np.float32),
   }
+
+
+def random_visuals(cfg, rng, image_grid, video_grid) -> dict:
+  """Random patches for these grids, in transformers' names (the layout,
+  not the pixels, is under test)."""
+  v = cfg.vision
+  C = 3 * v.temporal_patch_size * v.patch_size**2
+  patches = lambda g: rng.randn(int(np.prod(g, axis=-1).sum()), C)
+  return {
+    "pixel_values": patches(image_grid).astype(np.float32),
+    "image_grid_thw": np.asarray(image_grid, np.int64),
+    "pixel_values_videos": patches(video_grid).astype(np.float32),
+    "video_grid_thw": np.asarray(video_grid, np.int64),
+  }
+
+
+def pad_rows(rows, T: int, left=()) -> tuple[np.ndarray, np.ndarray]:
+  """(input_ids, attention_mask) [len(rows), T]: the rows in `left` left
+  padded, the others right padded."""
+  ids = np.zeros((len(rows), T), np.int64)
+  mask = np.zeros((len(rows), T), np.int64)
+  for b, row in enumerate(rows):
+    s = T - len(row) if b in left else 0
+    ids[b, s : s + len(row)] = row
+    mask[b, s : s + len(row)] = 1
+  return ids, mask
 
 
 def left_aligned(b: dict) -> dict:

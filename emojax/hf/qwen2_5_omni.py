@@ -17,6 +17,7 @@ parts of emojax's fused `qkv_D3HE`); the audio tower is `emojax.model.audio`.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -120,14 +121,19 @@ def config_from_hf(hf: dict[str, Any], where: str) -> ModelConfig:
     },
     where,
   )
-  acfg = _audio_config(thinker["audio_config"], where)
+  acfg = _audio_config(thinker["audio_config"], where).replace(
+    seconds_per_chunk=thinker.get("seconds_per_chunk", 2)
+  )
   if acfg.output_dim != vl.hidden_size:
     raise CheckpointError(
       f"{where}: audio_config.output_dim={acfg.output_dim} but the text "
       f"model's hidden_size is {vl.hidden_size}; they must be equal."
     )
+  # Time positions come from the thinker's rate, not the vision config's.
+  rate = thinker.get("position_id_per_seconds", 25)
   return vl.replace(
     family="qwen2_5_omni",
+    vision=dataclasses.replace(vl.vision, tokens_per_second=rate),
     audio=acfg,
     audio_token_id=int(thinker.get("audio_token_index", 151646)),
   )
@@ -167,6 +173,8 @@ def config_to_hf(cfg: ModelConfig, dtype: str) -> dict[str, Any]:
     "video_token_index": cfg.video_token_id,
     "vision_start_token_id": cfg.vision_start_token_id,
     "vision_end_token_id": cfg.vision_start_token_id + 1,
+    "position_id_per_seconds": cfg.vision.tokens_per_second,
+    "seconds_per_chunk": cfg.audio.seconds_per_chunk,
   }
 
 

@@ -3,7 +3,8 @@
 A Qwen2.5-Omni prompt holds each clip as `<|audio_bos|>`, one `<|AUDIO|>`
 per audio token (`audio.num_tokens` of its frames), `<|audio_eos|>`. Audio
 tokens take ordinary consecutive positions (transformers' rope index gives
-them t = h = w), so they need no 3-D positions of their own. The batch
+them t = h = w), so they need no 3-D positions of their own; a video's
+sound interleaves with its frames instead (`tmrope`). The batch
 carries transformers' names: `input_features` [clips, mel, frames] and
 `feature_attention_mask` [clips, frames] (or `audio_feature_lengths`
 [clips]). The host side (`check_batch`) runs on numpy before any compute
@@ -19,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.model import audio, placeholders, vlm
+from emojax.model import audio, placeholders, tmrope, vlm
 from emojax.model.config import ModelConfig
 
 CHUNKS_KEY = "audio_chunks"
@@ -87,7 +88,8 @@ def check_batch(cfg: ModelConfig, batch: Mapping) -> None:
   a = cfg.audio_token_id
   placeholders.check(
     placeholders.AUDIO,
-    ids_BT,
+    # A video's sound is one run here (tmrope.grouped).
+    tmrope.grouped(cfg, ids_BT, batch.get("attention_mask")),
     batch.get("attention_mask"),
     a,
     audio.num_tokens(lens).tolist(),

@@ -68,6 +68,9 @@ class AudioConfig:
   max_source_positions: int = 1500
   n_window: int = 100
   output_dim: int = 3584
+  # A video's soundtrack interleaves with its frames in chunks of this
+  # many seconds (the thinker's `seconds_per_chunk`; `emojax.model.tmrope`).
+  seconds_per_chunk: float = 2
 
   @property
   def head_dim(self) -> int:
@@ -300,8 +303,12 @@ def tiny_vlm(vocab_size: int = 512) -> ModelConfig:
 def qwen2_5_omni_7b() -> ModelConfig:
   """Qwen2.5-Omni-7B's thinker (Qwen2.5-VL-7B's shapes plus the audio
   tower; config.json of the released checkpoint)."""
-  return qwen2_5_vl_7b().replace(
+  vl = qwen2_5_vl_7b()
+  return vl.replace(
     family="qwen2_5_omni",
+    # The thinker's position_id_per_seconds: 25 a second, the rate of the
+    # audio tokens, so frames and sound share one time axis.
+    vision=dataclasses.replace(vl.vision, tokens_per_second=25),
     max_position_embeddings=32768,
     audio=AudioConfig(),
     audio_token_id=151646,
@@ -315,6 +322,7 @@ def tiny_omni(vocab_size: int = 512) -> ModelConfig:
   vlm = tiny_vlm(vocab_size)
   return vlm.replace(
     family="qwen2_5_omni",
+    vision=dataclasses.replace(vlm.vision, tokens_per_second=25),
     audio=AudioConfig(
       num_mel_bins=128,
       encoder_layers=2,

@@ -10,7 +10,8 @@ visual) and, with videos, `second_per_grid_ts` (seconds per temporal grid
 step, one per visual), so the tower encodes images and videos in one call
 and batch surgery moves one kind of item. transformers' layout (videos
 apart in `pixel_values_videos` / `video_grid_thw`) is converted by
-`from_hf_layout`. The host side (`expand_image_placeholders`,
+`from_hf_layout`; Qwen2.5-Omni's video with its sound is `tmrope`'s. The
+host side (`expand_image_placeholders`,
 `check_batch`, `get_rope_index`, `prepare`) works on numpy before any
 compute and fails with a message naming the row; the device side
 (`input_embeddings`) encodes the visuals and scatters their features into
@@ -28,7 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from emojax.model import decoder, placeholders, vision
+from emojax.model import decoder, placeholders, tmrope, vision
 from emojax.model.config import ModelConfig
 
 LAYOUT_KEY = "vision_layout"
@@ -130,16 +131,10 @@ def check_batch(
   visuals' token counts, so a prompt truncated through its visual tokens
   or a placeholder/visual count mismatch fails here, before any compute.
   """
-  ids_BT = np.asarray(input_ids_BT)
+  # A video with its sound is one run here (tmrope.grouped).
+  ids_BT = tmrope.grouped(cfg, input_ids_BT, attention_mask_BT)
   valid_BT = placeholders.valid_mask(ids_BT, attention_mask_BT)
   has_video = bool(np.any(ids_BT[valid_BT] == cfg.video_token_id))
-  if has_video and cfg.audio is not None:
-    raise ValueError(
-      "input_ids hold video placeholders, and Qwen2.5-Omni interleaves a "
-      "video's frames with its audio by time (TMRoPE), which emojax does "
-      "not implement; sample frames and pass them as images, or use a "
-      "Qwen2.5-VL model."
-    )
   if pixel_values is None and grid_thw is None:
     grid_thw = np.zeros((0, 3), np.int64)
   elif pixel_values is None or grid_thw is None:
@@ -171,8 +166,14 @@ def from_hf_layout(cfg: ModelConfig, batch: Mapping) -> dict:
   `pixel_values_videos`, `video_grid_thw`, per-video `second_per_grid_ts`)
   as emojax's one visual stream in placeholder order (see the module
   docstring); a batch without videos comes back unchanged."""
+  batch = dict(batch)
+  # Qwen2.5-Omni's names: its per-video seconds, and the flag emojax reads
+  # from the tokens instead (a video with sound has two bos in a row).
+  batch.pop("use_audio_in_video", None)
+  if "video_second_per_grid" in batch:
+    batch["second_per_grid_ts"] = batch.pop("video_second_per_grid")
   if batch.get("pixel_values_videos") is None:
-    return dict(batch)
+    return batch
   out = {k: v for k, v in batch.items() if "video" not in k}
   out.pop("second_per_grid_ts", None)
   given = lambda key, empty: empty if batch.get(key) is None else batch[key]
@@ -206,7 +207,7 @@ def from_hf_layout(cfg: ModelConfig, batch: Mapping) -> dict:
   ends = {k: np.cumsum(g.prod(-1)) for k, g in grids.items()}
   taken = {"image": 0, "video": 0}
   order_pixels, order_grids, order_seconds = [], [], []
-  ids_BT = np.asarray(batch["input_ids"])
+  ids_BT = tmrope.grouped(cfg, batch["input_ids"], batch.get("attention_mask"))
   valid_BT = placeholders.valid_mask(ids_BT, batch.get("attention_mask"))
   for b in range(len(ids_BT)):
     row = ids_BT[b][valid_BT[b]]
@@ -252,13 +253,13 @@ def get_rope_index(
   visual resumes one past the visual's largest position, as Qwen2.5-VL's
   own code and vLLM do (transformers 5.x resumes at start + max(h, w) /
   merge, which differs only when a video's time outruns its width).
+  A Qwen2.5-Omni video with its sound takes `tmrope.span_positions`.
   Padding gets 0. The delta (max position + 1 - length) continues
   positions during decoding. `second_per_grid_ts` is per visual (1.0
   when absent).
   """
   ids_BT = np.asarray(input_ids_BT)
   valid_BT = placeholders.valid_mask(ids_BT, attention_mask_BT)
-  m = cfg.vision.spatial_merge_size
   grid = np.asarray(image_grid_thw, np.int64).reshape(-1, 3)
   seconds = (
     np.ones(len(grid)) if second_per_grid_ts is None else second_per_grid_ts
@@ -275,29 +276,50 @@ def get_rope_index(
   for b in range(ids_BT.shape[0]):
     row = ids_BT[b][valid_BT[b]]
     pieces, pos, prev = [], 0, 0
-    runs = placeholders.runs(np.isin(row, visual_ids(cfg)))
-    for s, e in runs + [(len(row), len(row))]:
-      text = np.arange(s - prev) + pos
-      pieces.append(np.broadcast_to(text, (3, len(text))))
-      pos += s - prev
+    for s, e, with_sound in _visual_segments(cfg, row, b) + [
+      (len(row),) * 2 + (0,)
+    ]:
+      # A video with sound: its two bos share one position (tmrope).
+      n_text = s - prev - (2 if with_sound else 0)
+      text = np.arange(n_text) + pos
+      pieces.append(np.broadcast_to(text, (3, n_text)))
+      pos += n_text
       prev = e
       if s == e:
         continue
-      (t, h, w), second = next(visuals)
-      step = cfg.vision.tokens_per_second * second
+      grid, second = next(visuals)
+      if with_sound:
+        pieces.append(np.full((3, 2), pos))
+        block, eos = tmrope.span_positions(
+          cfg, row[s:e], grid, second, pos + 1, b
+        )
+        pieces += [block, np.full((3, 2), eos)]
+        pos, prev = eos + 1, e + 2
+        continue
       if row[s] != cfg.video_token_id:
-        step = 1  # A still has one grid step; time does not apply.
-      time = (np.arange(t) * np.float64(step)).astype(np.int64)
-      tt, hh, ww = np.meshgrid(
-        time, np.arange(h // m), np.arange(w // m), indexing="ij"
-      )
-      block = np.stack([tt, hh, ww]).reshape(3, -1) + pos
+        second = 0.0  # A still: one grid step, no time (as Qwen's code).
+      block = tmrope.grid_positions(cfg, grid, second) + pos
       pieces.append(block)
       pos = int(block.max()) + 1
     row_3T = np.concatenate(pieces, axis=1)
     positions_3BT[:, b, valid_BT[b]] = row_3T
     deltas_B[b] = (row_3T.max() + 1 if len(row) else 0) - len(row)
   return positions_3BT, deltas_B
+
+
+def _visual_segments(
+  cfg: ModelConfig, row, b: int
+) -> list[tuple[int, int, bool]]:
+  """(start, end, with_sound) of valid row `b`'s visual runs, a video with
+  its sound being one segment (its interleaved span) in row order."""
+  sound = tmrope.spans(cfg, row, b)
+  inside = np.zeros(len(row) + 1, bool)
+  for s, e in sound:
+    inside[s:e] = True
+  runs = placeholders.runs(np.isin(row, visual_ids(cfg)) & ~inside[:-1])
+  return sorted(
+    [(s, e, False) for s, e in runs] + [(s, e, True) for s, e in sound]
+  )
 
 
 def prepare(

@@ -30,6 +30,7 @@ KNOWN_KEYS = (
   "second_per_grid_ts",
   "pixel_values_videos",
   "video_grid_thw",
+  "video_second_per_grid",  # Qwen2.5-Omni's name for second_per_grid_ts
   "input_features",
   "feature_attention_mask",
   "audio_feature_lengths",
@@ -41,9 +42,11 @@ VISUAL_KEYS = (
   "second_per_grid_ts",
   "pixel_values_videos",
   "video_grid_thw",
+  "video_second_per_grid",
 )
-# Keys a training batch may carry that do not affect generation.
-IGNORED_KEYS = ("loss_mask",)
+# Keys a batch may carry that do not affect generation (Qwen2.5-Omni's
+# use_audio_in_video: emojax reads a video's sound from its tokens).
+IGNORED_KEYS = ("loss_mask", "use_audio_in_video")
 
 
 def _mask(batch: Mapping) -> tuple[np.ndarray, np.ndarray]:

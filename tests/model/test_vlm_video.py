@@ -155,10 +155,3 @@ def test_video_count_mismatch_names_the_row():
       one["pixel_values"],
       one["image_grid_thw"],
     )
-
-
-def test_omni_refuses_videos():
-  omni = config_lib.tiny_omni(tiny_vlm_hf.VOCAB)
-  ids = np.array([[1, omni.video_token_id, 2]])
-  with pytest.raises(ValueError, match="TMRoPE"):
-    vlm.check_batch(omni, ids, None, None, None)
