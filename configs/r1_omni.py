@@ -13,6 +13,10 @@ r"""R1-Omni and HumanOmniV2: R1-style GRPO for emotion, on stills or clips.
   python launch/train.py --config=configs/r1_omni.py:video,qwen2_5_vl_7b \
       --config.model.hf_dir=/ckpt/Qwen2.5-VL-7B-Instruct \
       --config.data.manual_dir=/data/clips
+  python launch/train.py \
+      --config=configs/r1_omni.py:human_omni_v2,qwen2_5_omni_7b \
+      --config.model.hf_dir=/ckpt/Qwen2.5-Omni-7B \
+      --config.data.manual_dir=/data/clips          # clips with their sound
 
 R1-Omni (METHODS.md section 2): a small cold-start SFT on `<think>` /
 `<answer>` reasoning, then GRPO with R = accuracy + format, its verbatim
@@ -66,15 +70,18 @@ standard errors, 0.024). On the idle machine, with XLA's compilation
 cache warm and the base model built, a run takes 3.1 minutes on stills
 and 3.5 on clips (four times the visual tokens).
 
-What is missing for their audio, which both recipes also read:
-- Training on a video with its soundtrack: Qwen2.5-Omni's thinker is in
-  the model (`emojax.hf.load` reads Qwen2.5-Omni-7B, HumanOmniV2's base)
-  and watches a video with its sound (TMRoPE's interleaving and positions,
-  `emojax/model/tmrope.py`, equal to transformers'), and clips reach
-  training through the speech data sets (`config.data.audio`, as
-  `configs/emotion_thinker.py:listen`); but `facial_r1_video` keeps a
-  video file's frames, not its soundtrack, and no data pipeline builds the
-  interleaved prompts yet. R1-Omni's base (HumanOmni-0.5B,
+`:qwen2_5_omni_7b` hears the clips too, as HumanOmniV2 does: Qwen2.5-Omni-
+7B's thinker (HumanOmniV2's base) from `model.hf_dir`, `facial_r1_video`
+rows with `config.data.audio=True`, so a video file keeps its soundtrack
+(16 kHz WAV; a frame folder may name an `audio` file) and each clip's
+frames and sound interleave in 2-second chunks with time-aligned 3-D
+positions (TMRoPE, `emojax/model/tmrope.py`, equal to transformers'
+`use_audio_in_video=True`); a silent clip is watched only. It needs the
+real weights: there is no embedded run with sound (the synthetic clips
+are silent); tests run its GRPO step on mp4s with sound through a random
+tiny Omni thinker, and it has not been run on Qwen2.5-Omni-7B here.
+
+What is missing: R1-Omni's base (HumanOmni-0.5B,
   whisper-large-v3 features) is not a transformers architecture emojax
   converts.
 - HumanOmniV2's LLM-judged context and logic rewards (stage 2) need a
@@ -88,7 +95,7 @@ import ml_collections
 from configs import facial_r1
 
 RECIPES = ("r1_omni", "human_omni_v2")
-SIZES = ("smoke", "qwen2_5_vl_7b")
+SIZES = ("smoke", "qwen2_5_vl_7b", "qwen2_5_omni_7b")
 INPUTS = ("video",)
 # Frames a clip is sampled to (R1-Omni and HumanOmniV2 read videos).
 VIDEO_FRAMES = 8  # UNVERIFIED for the real recipes; the synthetic clips'.
@@ -96,7 +103,7 @@ VIDEO_FRAMES = 8  # UNVERIFIED for the real recipes; the synthetic clips'.
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   """Variant: comma-separated [human_omni_v2][,video][,smoke |
-  ,qwen2_5_vl_7b]."""
+  ,qwen2_5_vl_7b | ,qwen2_5_omni_7b (clips with their sound)]."""
   parts = [p for p in (arg or "").split(",") if p]
   bad = [p for p in parts if p not in RECIPES + SIZES + INPUTS]
   recipes = [p for p in parts if p in RECIPES]
@@ -104,8 +111,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   if bad or len(recipes) > 1 or len(sizes) > 1 or len(set(parts)) < len(parts):
     raise ValueError(
       f"configs/r1_omni.py: bad variant {arg!r}; use '', 'human_omni_v2', "
-      f"'video', 'smoke', 'qwen2_5_vl_7b' or a comma-separated mix "
-      "('human_omni_v2,video,qwen2_5_vl_7b')."
+      f"'video', 'smoke', 'qwen2_5_vl_7b', 'qwen2_5_omni_7b' or a "
+      "comma-separated mix ('human_omni_v2,video,qwen2_5_vl_7b')."
     )
   recipe = recipes[0] if recipes else "r1_omni"
   c = facial_r1.get_config()
@@ -117,9 +124,22 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     facial_r1.smoke(c)
   elif sizes == ["qwen2_5_vl_7b"]:
     _qwen2_5_vl_7b(c, recipe)
-  if "video" in parts:
-    _video(c, real=sizes == ["qwen2_5_vl_7b"])
+  elif sizes == ["qwen2_5_omni_7b"]:
+    _qwen2_5_omni_7b(c, recipe)
+  if "video" in parts or sizes == ["qwen2_5_omni_7b"]:
+    _video(c, real=bool(set(sizes) & {"qwen2_5_vl_7b", "qwen2_5_omni_7b"}))
   return c
+
+
+def _qwen2_5_omni_7b(c, recipe: str) -> None:
+  """HumanOmniV2's base, Qwen2.5-Omni-7B's thinker, on clips with their
+  sound: a video file's frames and soundtrack interleave (TMRoPE,
+  `emojax/model/tmrope.py`); a silent clip is watched only."""
+  _qwen2_5_vl_7b(c, recipe)
+  c.model.preset = "qwen2_5_omni_7b"
+  c.model.hf_dir = ""  # Set: --config.model.hf_dir=/ckpt/Qwen2.5-Omni-7B
+  c.data.audio = True
+  c.data.audio_seconds = 30.0  # Whisper's window; DFEW/MAFW clips: 2-5 s.
 
 
 def _video(c, real: bool) -> None:

@@ -26,6 +26,10 @@ class AudioFileError(ValueError):
   """A clip that cannot be read; the message names the file and the fix."""
 
 
+class NoAudioStreamError(AudioFileError):
+  """A file FFmpeg reads that holds no sound (a silent video)."""
+
+
 def _convert_hint(name: str) -> str:
   return (
     f"convert it to WAV, e.g. `ffmpeg -i {name} -ac 1 -ar 16000 "
@@ -132,7 +136,7 @@ def _ffmpeg_samples(data: bytes, name: str) -> tuple[np.ndarray, int]:
   try:
     with av.open(io.BytesIO(data)) as container:
       if not container.streams.audio:
-        raise AudioFileError(
+        raise NoAudioStreamError(
           f"{name}: the file has no audio stream; name the clip's audio "
           "(or a video file with a soundtrack)."
         )

@@ -10,7 +10,11 @@ to `video_frames` frames and becomes a visual in the same streams
 `<|video_pad|>` expanded the same way. A row holds at most one visual.
 For a model that listens (`audio_frames`), the row's clip becomes Whisper
 log-mel features and its `<|AUDIO|>` the clip's audio-token count, as
-Qwen2.5-Omni's processor does. A row that cannot be used comes back as
+Qwen2.5-Omni's processor does. A video row with its sound (`audio`), for
+a model that both watches and listens, is one video whose frames and
+sound interleave in `seconds_per_chunk` chunks inside `<|audio_bos|>` ..
+`<|audio_eos|>` (the processor's `use_audio_in_video`; positions in
+`emojax.model.tmrope`). A row that cannot be used comes back as
 `{"bad_example": reason}` so the policy is applied (and counted) in the
 main process, after grain's workers.
 """
@@ -25,6 +29,7 @@ from emojax.data import audio_features, audio_io, errors, facs, prompts
 from emojax.data import image_processor as ip
 from emojax.data import tokenizer as tokenizer_lib
 from emojax.data import video as video_lib
+from emojax.model import tmrope
 
 Mode = Literal["sft", "rollout"]
 
@@ -79,6 +84,10 @@ class ExampleConfig:
   # Per-frame preprocessing (Qwen2.5-VL's video budget by default); its
   # patch, merge and temporal patch sizes must equal `image`'s.
   video: ip.ImageProcessorConfig = video_lib.VIDEO
+  # A video with its sound (Qwen2.5-Omni): the model's time positions per
+  # second (its vision.tokens_per_second) and chunk length.
+  tokens_per_second: float = 25
+  seconds_per_chunk: float = 2
 
   def __post_init__(self):
     if self.video_frames < 0:
@@ -228,11 +237,14 @@ class Prepare:
         row, f"clip of {len(stored)} frames: {e}", "video"
       ) from None
 
-  def _clip(self, row: dict):
-    """(features_MF, frames) of the row's clip; None if not listening."""
+  def _clip(self, row: dict, is_video: bool):
+    """(features_MF, frames) of the row's clip; None if not listening or
+    for a silent video."""
     if not self.cfg.audio_frames:
       return None
     data = row.get("audio", b"")
+    if not data and is_video:
+      return None  # A video without sound is still a video.
     if not data:
       raise self._bad(
         row,
@@ -257,15 +269,36 @@ class Prepare:
       )
     return clip
 
+  def _with_sound(self, ids: list[int], visual, n_audio: int) -> list[int]:
+    """The video's one `<|video_pad|>` as its frames and sound interleaved
+    (`tmrope.chunk_lengths`), inside `<|audio_bos|>` .. `<|audio_eos|>`."""
+    _, grid_thw, second = visual
+    lengths = tmrope.chunk_lengths(
+      grid_thw,
+      self.cfg.video.merge_size,
+      second,
+      self.cfg.tokens_per_second,
+      self.cfg.seconds_per_chunk,
+      n_audio,
+    )
+    body = [self.tok.audio_bos_id]
+    for n_video_j, n_audio_j in lengths:
+      body += [self.tok.video_pad_id] * n_video_j
+      body += [self.tok.audio_pad_id] * n_audio_j
+    body.append(self.tok.audio_eos_id)
+    at = ids.index(self.tok.video_pad_id)
+    return ids[:at] + body + ids[at + 1 :]
+
   def _prepare(self, row: dict) -> dict:
     visual = self._visual(row)
     is_video = visual is not None and visual[2] is not None
-    clip = self._clip(row)
+    clip = self._clip(row, is_video)
+    with_sound = is_video and clip is not None  # One video item, as Omni's.
     chat = prompts.messages(
       self._prompt(row, visual is not None),
       image=visual is not None and not is_video,
       video=is_video,
-      audio=clip is not None,
+      audio=clip is not None and not with_sound,
       system=self.cfg.system,
     )
     prompt = self.tok.apply_chat_template(chat, add_generation_prompt=True)
@@ -283,10 +316,14 @@ class Prepare:
           "the tokenizer's chat template renders no <|video_pad|> for a "
           "video item; use a Qwen2.5-VL tokenizer folder or emojax's default."
         )
+    n_audio = (
+      0 if clip is None else int(audio_features.num_audio_tokens(clip[1]))
+    )
+    if with_sound:
+      ids = self._with_sound(ids, visual, n_audio)
+    elif is_video:
       ids = expand_image_pads(ids, self.tok.video_pad_id, [n_visual])
-    n_audio = 0
-    if clip is not None:
-      n_audio = int(audio_features.num_audio_tokens(clip[1]))
+    if clip is not None and not with_sound:
       if self.tok.audio_pad_id not in ids:
         raise ValueError(
           "the tokenizer's chat template renders no <|AUDIO|> for an audio "

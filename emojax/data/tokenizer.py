@@ -323,6 +323,14 @@ class Tokenizer:
   def audio_pad_id(self) -> int:
     return self.token_id("<|AUDIO|>")
 
+  @property
+  def audio_bos_id(self) -> int:
+    return self.token_id("<|audio_bos|>")
+
+  @property
+  def audio_eos_id(self) -> int:
+    return self.token_id("<|audio_eos|>")
+
   def save(self, path: str | os.PathLike) -> None:
     """Writes tokenizer.json and tokenizer_config.json (HF layout)."""
     root = pathlib.Path(path)

@@ -45,23 +45,48 @@ def chunks(values: Sequence[int], per_chunk: int) -> list[tuple[int, int]]:
   return out
 
 
+def times(t: int, second: float, rate: float) -> np.ndarray:
+  """Time positions of a video's t grid steps: floor(i * second * rate),
+  in float32 and in that order, as transformers computes them (1/3 s
+  steps land on a chunk edge only so)."""
+  steps = np.arange(t, dtype=np.float32) * np.float32(second)
+  return (steps * np.float32(rate)).astype(np.int64)
+
+
 def grid_positions(cfg: ModelConfig, grid_thw, second: float) -> np.ndarray:
   """A visual's (t, h, w) position offsets [3, t * h * w / merge^2], in
-  its tokens' order; grid step i at t = floor(i * second *
-  tokens_per_second), in float32 and in that order as transformers
-  computes it (1/3 s steps land on a chunk edge only so)."""
+  its tokens' order; t is `times` at `tokens_per_second`."""
   t, h, w = (int(x) for x in grid_thw)
   m = cfg.vision.spatial_merge_size
-  steps = np.arange(t, dtype=np.float32) * np.float32(second)
-  time = (steps * np.float32(cfg.vision.tokens_per_second)).astype(np.int64)
   tt, hh, ww = np.meshgrid(
-    time, np.arange(h // m), np.arange(w // m), indexing="ij"
+    times(t, second, cfg.vision.tokens_per_second),
+    np.arange(h // m),
+    np.arange(w // m),
+    indexing="ij",
   )
   return np.stack([tt, hh, ww]).reshape(3, -1)
 
 
-def _per_chunk(cfg: ModelConfig) -> int:
-  return int(cfg.vision.tokens_per_second * cfg.audio.seconds_per_chunk)
+def chunk_lengths(
+  grid_thw,
+  merge: int,
+  second: float,
+  rate: float,
+  seconds_per_chunk: float,
+  num_audio: int,
+) -> list[tuple[int, int]]:
+  """(video tokens, audio tokens) of each chunk of a video with its sound,
+  in prompt order: chunk j of the frames, then chunk j of the sound (the
+  processor pairs them by index). Model-free, for the data pipeline."""
+  t, h, w = (int(x) for x in grid_thw)
+  per_step = (h // merge) * (w // merge)
+  per = int(rate * seconds_per_chunk)
+  video = chunks(np.repeat(times(t, second, rate), per_step), per)
+  sound = chunks(np.arange(num_audio), per)
+  n = lambda c, j: c[j][1] - c[j][0] if j < len(c) else 0
+  return [
+    (n(video, j), n(sound, j)) for j in range(max(len(video), len(sound)))
+  ]
 
 
 def interleaved_ids(
@@ -69,17 +94,17 @@ def interleaved_ids(
 ) -> list[int]:
   """The tokens between `<|audio_bos|>` and `<|audio_eos|>` of a video
   (`grid_thw`, `second` per grid step) and its `num_audio` audio tokens."""
-  per = _per_chunk(cfg)
-  video = chunks(grid_positions(cfg, grid_thw, second)[0], per)
-  sound = chunks(np.arange(num_audio), per)
+  lengths = chunk_lengths(
+    grid_thw,
+    cfg.vision.spatial_merge_size,
+    second,
+    cfg.vision.tokens_per_second,
+    cfg.audio.seconds_per_chunk,
+    num_audio,
+  )
   ids = []
-  for j in range(max(len(video), len(sound))):
-    for kind, token in (
-      (video, cfg.video_token_id),
-      (sound, cfg.audio_token_id),
-    ):
-      if j < len(kind):
-        ids += [token] * (kind[j][1] - kind[j][0])
+  for n_video, n_audio in lengths:
+    ids += [cfg.video_token_id] * n_video + [cfg.audio_token_id] * n_audio
   return ids
 
 

@@ -44,6 +44,8 @@ BUILDERS = {
 SYNTHETIC = ("facs_synth", "facs_clips", "prosody_synth")
 # Data sets whose rows may be clips of frames (R1-Omni's video input).
 VIDEO_DATASETS = ("facs_clips", "facial_r1_video")
+# Data sets whose rows may carry sound (speech clips, videos' soundtracks).
+SOUND_DATASETS = ("emotion_cot", "prosody_synth", "facial_r1_video")
 ROLES = ("train", "sft", "test")  # The splits the stages read.
 
 
@@ -56,12 +58,12 @@ def builder(cfg) -> Splits:
     )
   kwargs = {}
   listens = bool(cfg.get("audio", False))
-  if cfg.dataset in ("emotion_cot", "prosody_synth"):
+  if cfg.dataset in SOUND_DATASETS:
     kwargs["audio"] = listens
   elif listens:
     raise ValueError(
-      f"config.data.audio=True but {cfg.dataset!r} has no clips; the "
-      "speech data sets are emotion_cot and prosody_synth."
+      f"config.data.audio=True but {cfg.dataset!r} has no sound; the data "
+      f"sets with sound are {', '.join(SOUND_DATASETS)}."
     )
   if cfg.dataset == "prosody_synth":
     kwargs["config"] = prosody_synth.ProsodySynthConfig(
@@ -272,10 +274,14 @@ def audio_config(model_cfg, cfg) -> dict:
       f"config.data.audio_seconds={seconds}; the clip budget must be in "
       "[0.03, 30] seconds (Whisper's window is 30 s)."
     )
-  return {
+  out = {
     "audio_frames": int(round(100 * seconds)),
     "num_mel_bins": model_cfg.audio.num_mel_bins,
   }
+  if model_cfg.vision is not None:  # A video with its sound (tmrope).
+    out["tokens_per_second"] = model_cfg.vision.tokens_per_second
+    out["seconds_per_chunk"] = model_cfg.audio.seconds_per_chunk
+  return out
 
 
 def iterator(

@@ -3,6 +3,7 @@ score by its formula (METHODS.md), and one smoke run per pipeline path
 (face GRPO with the confidence reward; text only) goes end to end."""
 
 import importlib
+import json
 import math
 import os
 import re
@@ -35,6 +36,7 @@ VARIANTS = {
     "video,smoke",
     "human_omni_v2,video",
     "video,qwen2_5_vl_7b",
+    "human_omni_v2,qwen2_5_omni_7b",
   ),
   "text_classifier": ("", "smoke", "qwen2_5_1_5b"),
   "emotion_thinker": (
@@ -383,19 +385,24 @@ def test_emotion_thinker_listen_smoke_hears_the_clips(tmp_path, monkeypatch):
   assert example.audio_frames == 800 and "Transcript" not in prompt
 
 
+def _record_batches(monkeypatch, module) -> list[dict]:
+  """The batches `module.prepare` (vlm's or audio_lm's) is given."""
+  seen, prepare = [], module.prepare
+  monkeypatch.setattr(
+    module,
+    "prepare",
+    lambda cfg, b, *a, **k: seen.append(dict(b)) or prepare(cfg, b, *a, **k),
+  )
+  return seen
+
+
 def test_r1_omni_video_smoke_watches_the_clips(tmp_path, monkeypatch):
   """The video variant: every stage's batches hold 8-frame clips (4 time
   steps, 0.5 s each at 4 fps) as `<|video_pad|>` runs, and the evals
   show each clip's last frame."""
   from emojax.model import vlm
 
-  seen = []
-  prepare = vlm.prepare
-  monkeypatch.setattr(
-    vlm,
-    "prepare",
-    lambda cfg, b, *a, **k: seen.append(dict(b)) or prepare(cfg, b, *a, **k),
-  )
+  seen = _record_batches(monkeypatch, vlm)
   c = _config("r1_omni", "video,smoke")
   c.sft.steps, c.rl.steps = 2, 1
   history, workdir = _smoke(c, tmp_path, monkeypatch)
@@ -423,3 +430,71 @@ def test_text_classifier_smoke_runs_text_only(tmp_path, monkeypatch):
   assert history["evals"]["0-grpo"]["count"] == 4.0
   assert history["evals"]["0-grpo"]["emotion/count"] == 4.0
   assert (workdir / "eval" / "0-grpo" / "completions.html").exists()
+
+
+def test_human_omni_v2_on_omni_hears_the_clips_with_their_frames():
+  """`:qwen2_5_omni_7b`: Qwen2.5-Omni-7B's thinker, clips with their sound
+  (facial_r1_video read with audio), each example a video whose frames
+  and sound interleave at the model's rate and chunk."""
+  c = _config("r1_omni", "human_omni_v2,qwen2_5_omni_7b")
+  assert c.model.preset == "qwen2_5_omni_7b" and c.data.audio
+  assert c.data.dataset == "facial_r1_video" and c.data.video_frames == 8
+  omni = PRESETS[c.model.preset]()
+  example = data.example_config(omni, c.data, "rollout", "task", "x")
+  assert example.video_frames == 8 and example.audio_frames == 3000
+  assert (example.tokens_per_second, example.seconds_per_chunk) == (25, 2)
+  assert "facial_r1_video" in data.SOUND_DATASETS
+
+
+def _clips_with_sound(folder, n: int = 6) -> str:
+  """Facial-R1 JSONL of mp4s with frames and sound (MAFW's layout)."""
+  import video_files
+
+  from emojax.data import synth as synth_lib
+  from emojax.data import voice
+
+  (folder / "clips").mkdir(parents=True)
+  splits = {"train": [], "sft": [], "test": []}
+  for i in range(3 * n):
+    clip = synth_lib.make_clip(0, i, size=32, frames=8, reasoning=True)
+    wave = voice.render({"emotion": "happy", "transcription": "oh"}, seed=i)
+    name = f"clips/{i:05d}.mp4"
+    video_files.write_audio(
+      folder / name, wave[None], 16000, video=(np.stack(clip["frames"]), 4)
+    )
+    row = {"video": name, "labels": clip["labels"], "AUs": clip["AUs"]}
+    split = ("train", "sft", "test")[i % 3]
+    if split == "sft":
+      row["description"] = clip["description"]
+    splits[split].append(json.dumps(row))
+  for split, rows in splits.items():
+    (folder / f"{split}.jsonl").write_text("\n".join(rows) + "\n")
+  return str(folder)
+
+
+@pytest.mark.slow  # ~60 s: the GRPO step's compiles with both towers.
+def test_r1_omni_grpo_on_an_omni_model_hears_each_clips_sound(
+  tmp_path, monkeypatch
+):
+  """GRPO on mp4s with sound, a random tiny Omni thinker: every rollout
+  batch holds each video's frames and sound interleaved (the layout
+  vlm.prepare checks), and the clips' features reach the step."""
+  from emojax.model import audio_lm
+
+  seen = _record_batches(monkeypatch, audio_lm)
+  c = _config("r1_omni", "human_omni_v2,video,smoke")
+  c.stages, c.eval.num_examples, c.rl.steps = ("grpo",), 0, 1
+  c.model.preset = "tiny_omni"
+  c.data.dataset = "facial_r1_video"
+  c.data.manual_dir = _clips_with_sound(tmp_path / "clips")
+  c.data.audio, c.data.audio_seconds = True, 4.0
+  c.data.max_len = 512
+  history, _ = _smoke(c, tmp_path, monkeypatch)
+  assert "evals" not in history
+  tok = setup.tokenizer(c)
+  heard = [b for b in seen if b.get("input_features") is not None]
+  assert heard
+  for b in heard:
+    ids = np.asarray(b["input_ids"])
+    rows = (ids == tok.video_pad_id).any(1)
+    assert rows.any() and ((ids == tok.audio_bos_id).any(1) == rows).all()

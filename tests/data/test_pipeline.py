@@ -19,7 +19,8 @@ from emojax.data import (
 from emojax.data import examples as examples_lib
 from emojax.data import image_processor as ip
 from emojax.data import tokenizer as tokenizer_lib
-from emojax.model import audio
+from emojax.model import audio, tmrope
+from emojax.model import config as config_lib
 
 IMAGE = ip.ImageProcessorConfig(min_pixels=56 * 56, max_pixels=56 * 56 * 4)
 THINK = "<think>cheeks raised (AU6), lip corners pulled (AU12)</think>"
@@ -406,3 +407,52 @@ def test_video_budget_must_share_the_tower():
     examples_lib.ExampleConfig(video_frames=8, video=other)
   # A model that does not watch never reads the video budget.
   assert examples_lib.ExampleConfig(video=other).video_frames == 0
+
+
+def test_a_video_with_its_sound_interleaves_as_omni(tok):
+  """A model that watches and listens: a video row's frames and its sound
+  are one video, interleaved in chunks inside <|audio_bos|> ..
+  <|audio_eos|> exactly as the model side expands it (itself checked
+  against Qwen2.5-Omni's processor); a silent video stays a video."""
+  heard = tokenizer_lib.with_audio(tok)
+  sound = _clip_row(0, 2.0)["audio"]
+  rows = [
+    _video_row(0, frames=8, fps=4.0, audio=sound),
+    _video_row(1, frames=8, fps=4.0, audio=b""),
+  ]
+  example = {
+    "mode": "rollout",
+    "video_frames": 8,
+    "video": IMAGE,
+    "audio_frames": 300,
+    "seconds_per_chunk": 1,
+  }
+  cfg = _cfg(shuffle=False, batch_size=2, example=example)
+  batch = _batches(rows, heard, cfg)[0]
+  model_cfg = config_lib.tiny_omni(heard.vocab_size)
+  model_cfg = model_cfg.replace(
+    video_token_id=heard.video_pad_id,
+    audio_token_id=heard.audio_pad_id,
+    vision_start_token_id=heard.vision_start_id,
+    audio=model_cfg.audio.replace(seconds_per_chunk=1),
+  )
+  (frames,) = batch["audio_feature_lengths"]
+  grid, second = batch["image_grid_thw"][0], batch["second_per_grid_ts"][0]
+  np.testing.assert_array_equal(grid, [4, 4, 6])  # 8 frames, 0.5 s a step
+  want = tmrope.expand_video_audio_placeholders(
+    model_cfg,
+    [heard.vision_start_id, heard.video_pad_id, heard.vision_end_id],
+    [grid],
+    [second],
+    [frames],
+  )
+  ids = batch["input_ids"][0][batch["attention_mask"][0] > 0].tolist()
+  at = ids.index(heard.vision_start_id)
+  assert ids[at : at + len(want)] == want
+  kinds = np.array(want)[
+    np.isin(want, [heard.video_pad_id, heard.audio_pad_id])
+  ]
+  assert (np.diff(kinds) != 0).sum() == 3  # V A V A
+  silent = batch["input_ids"][1]
+  assert not (silent == heard.audio_pad_id).any()
+  assert (silent == heard.video_pad_id).sum() == 4 * 4 * 6 // 4

@@ -29,10 +29,11 @@ so `EmojaxFacialR1`'s features, and its prepared copies, stay as they are.
 import io
 import re
 
+import tensorflow_datasets as tfds
 from etils import epath
 from PIL import Image
 
-from emojax.data import errors, video_io
+from emojax.data import audio_io, errors, video_io
 from emojax.data import video as video_lib
 from emojax.data.tfds import common
 
@@ -136,7 +137,14 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
   """Facial-R1 JSONL whose rows may be images or clips (frame folders)."""
 
   name = "emojax_facial_r1_video"
+  # 1.1.0: the `audio` feature (a clip's sound, with audio=True).
+  VERSION = tfds.core.Version("1.1.0")
+  RELEASE_NOTES = {
+    "1.1.0": "`audio`: a video file's soundtrack as 16 kHz WAV.",
+    "1.0.0": "First release.",
+  }
   HAS_VIDEO = True
+  HAS_AUDIO = True
   DEFAULT_FPS = DEFAULT_FPS  # Frame rate of a row without `fps`.
   DESCRIPTION = "Facial-R1-style JSONL of face images and clips."
   MANUAL_DOWNLOAD_INSTRUCTIONS = """
@@ -145,10 +153,47 @@ class EmojaxFacialR1Video(EmojaxFacialR1):
   .webm, .mov, .m4v, .mpg), a folder of frames (*.jpg, *.jpeg, *.png, in
   name order) or a list of frame paths, relative to the JSONL's folder,
   manual_dir or an `images/` folder in it, with optional `fps` (the
-  frames' rate; default: a video file's own, 25 for frames).
+  frames' rate; default: a video file's own, 25 for frames). For a model
+  that listens (config.data.audio=True) a video file's soundtrack is kept
+  (none: a silent clip), or a clip row's `audio` file (any format FFmpeg
+  reads) for frame folders.
   """
 
+  def __init__(self, *, audio: bool = False, **kwargs):
+    self.read_audio = audio
+    super().__init__(**kwargs)
+
   def _media(self, root, file, row, line) -> dict:
+    out = self._visual(root, file, row, line)
+    if self.HAS_AUDIO:
+      out["audio"] = (
+        self._sound(root, file, row, line) if self.read_audio else b""
+      )
+    return out
+
+  def _sound(self, root, file, row, line) -> bytes:
+    """The clip's sound as WAV: the row's `audio` file, else a video file's
+    soundtrack; b"" for an image row or a silent clip."""
+    if row.get("audio"):
+      path = _find(root, file, str(row["audio"]))
+      return common.read_audio(path, file.name, line, "audio")
+    video = row.get("video")
+    if not (
+      isinstance(video, str) and video.lower().endswith(video_io.VIDEO_SUFFIXES)
+    ):
+      return b""
+    path = _find(root, file, video)
+    try:
+      wave = audio_io.read(path.read_bytes(), name=str(path))
+    except audio_io.NoAudioStreamError:
+      return b""  # A silent clip: the model watches it only.
+    except audio_io.AudioFileError as e:
+      raise errors.BadExampleError(
+        str(e), source=file.name, line=line, field="video"
+      ) from None
+    return audio_io.encode(wave)
+
+  def _visual(self, root, file, row, line) -> dict:
     if not row.get("video"):
       return {
         "image": self._image(root, file, row, line),

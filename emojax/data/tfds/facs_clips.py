@@ -38,6 +38,7 @@ class EmojaxFacsClips(facial_r1.EmojaxFacialR1Video):
   # prepared copies in tfds_dir are not silently reused.
   VERSION = tfds.core.Version("1.0.0")
   RELEASE_NOTES = {"1.0.0": "First release."}
+  HAS_AUDIO = False  # Silent: its faces make no sound.
   HOMEPAGE = ""
   DESCRIPTION = "Procedural face clips, neutral to apex, AUs and emotion known."
   MANUAL_DOWNLOAD_INSTRUCTIONS = """

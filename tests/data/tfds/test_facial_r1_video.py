@@ -9,7 +9,7 @@ import video_files
 from _tfds_build import jpeg, png, prepare, read
 from PIL import Image
 
-from emojax.data import errors
+from emojax.data import audio_io, errors, voice
 from emojax.data.tfds import facial_r1
 
 THINK = "<think>brows pulled down (AU4)</think><answer>anger</answer>"
@@ -142,3 +142,41 @@ def test_video_files_as_dfew_and_mafw_ship_them(tmp_path, monkeypatch):
 def _index(jpeg_bytes: bytes) -> int:
   assert jpeg_bytes[:2] == b"\xff\xd8"  # stored as JPEG
   return video_files.frame_index(np.asarray(Image.open(io.BytesIO(jpeg_bytes))))
+
+
+def test_sound_is_kept_for_a_model_that_listens(tmp_path):
+  """audio=True: a video file's soundtrack (16 kHz WAV, equal to decoding
+  the file), a frame folder's `audio` file, b"" for a silent video or an
+  image; without it no sound is read."""
+  manual = tmp_path / "m"
+  (manual / "clips").mkdir(parents=True)
+  wave_CT = voice.render({"emotion": "happy", "transcription": "oh nice"})[None]
+  frames = video_files.gray_frames(6)
+  loud = manual / "clips" / "loud.mp4"
+  video_files.write_audio(loud, wave_CT, 16000, video=(frames, 6))
+  video_files.write_video(manual / "clips" / "mute.mp4", frames, fps=6)
+  (manual / "folder").mkdir()
+  for f in range(3):
+    (manual / "folder" / f"{f}.png").write_bytes(png(value=f))
+  audio_io.write(manual / "folder.wav", wave_CT[0])
+  (manual / "f1.png").write_bytes(png(value=7))
+  rows = [
+    {"video": "clips/loud.mp4", "labels": ["happy"]},
+    {"video": "clips/mute.mp4", "labels": ["sad"]},
+    {"video": "folder", "audio": "folder.wav", "labels": ["sad"]},
+    {"image": "f1.png", "labels": ["happy"]},
+  ]
+  (manual / "train.jsonl").write_text("\n".join(map(json.dumps, rows)))
+  heard = prepare(facial_r1.EmojaxFacialR1Video, manual, tmp_path, audio=True)
+  loud_row, mute, folder, image = read(heard, "train")
+  np.testing.assert_allclose(
+    audio_io.read(bytes(loud_row["audio"])),
+    audio_io.read(loud),
+    atol=2 / 32767,
+  )
+  assert len(loud_row["video"]) == 6
+  assert bytes(mute["audio"]) == b"" and len(mute["video"]) == 6
+  assert bytes(folder["audio"]) == (manual / "folder.wav").read_bytes()
+  assert bytes(image["audio"]) == b""
+  deaf = prepare(facial_r1.EmojaxFacialR1Video, manual, tmp_path / "deaf")
+  assert all(bytes(r["audio"]) == b"" for r in read(deaf, "train"))
